@@ -1,0 +1,105 @@
+// The one binding file: argument checks (each naming the op, the argument, expected vs got)
+// and dispatch by device to the CPU (csrc/cpu) or CUDA (csrc/cuda) implementation.
+#include "tree_scan.h"
+
+namespace grootvl {
+namespace {
+
+void check_index(const char* op, const char* name, const Tensor& t, int64_t dim) {
+  TORCH_CHECK(t.scalar_type() == at::kLong, op, ": ", name, " must be int64, got ", t.scalar_type());
+  TORCH_CHECK(t.dim() == dim, op, ": ", name, " must have ", dim, " dims, got ", t.sizes());
+  TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
+}
+
+void check_scan(const char* op, const Tensor& ref, std::initializer_list<std::pair<const char*, const Tensor*>> values,
+                const Tensor& order, const Tensor& parent, const Tensor& depth) {
+  TORCH_CHECK(ref.dim() == 3, op, ": tensors must be (B, D, V), got ", ref.sizes());
+  TORCH_CHECK(ref.scalar_type() == at::kFloat || ref.scalar_type() == at::kDouble, op,
+              ": tensors must be float32 or float64, got ", ref.scalar_type());
+  for (const auto& kv : values) {
+    const Tensor& t = *kv.second;
+    TORCH_CHECK(t.sizes() == ref.sizes(), op, ": ", kv.first, " must be ", ref.sizes(), ", got ", t.sizes());
+    TORCH_CHECK(t.scalar_type() == ref.scalar_type(), op, ": ", kv.first, " must be ", ref.scalar_type(),
+                ", got ", t.scalar_type());
+    TORCH_CHECK(t.device() == ref.device(), op, ": ", kv.first, " is on ", t.device(), ", expected ", ref.device());
+    TORCH_CHECK(t.is_contiguous(), op, ": ", kv.first, " must be contiguous");
+  }
+  const std::pair<const char*, const Tensor*> idx[] = {{"order", &order}, {"parent", &parent}, {"depth", &depth}};
+  for (const auto& kv : idx) {
+    check_index(op, kv.first, *kv.second, 2);
+    TORCH_CHECK(kv.second->size(0) == ref.size(0) && kv.second->size(1) == ref.size(2), op, ": ", kv.first,
+                " must be (B, V) = (", ref.size(0), ", ", ref.size(2), "), got ", kv.second->sizes());
+    TORCH_CHECK(kv.second->device() == ref.device(), op, ": ", kv.first, " is on ", kv.second->device(),
+                ", expected ", ref.device());
+  }
+}
+
+#ifdef GROOTVL_WITH_CUDA
+#define GROOTVL_DISPATCH(DEV_TENSOR, FN, ...) \
+  ((DEV_TENSOR).is_cuda() ? FN##_cuda(__VA_ARGS__) : FN##_cpu(__VA_ARGS__))
+#else
+#define GROOTVL_DISPATCH(DEV_TENSOR, FN, ...)                                               \
+  (TORCH_CHECK(!(DEV_TENSOR).is_cuda(), #FN ": this build has no CUDA support; rebuild with " \
+               "`python -m grootvl_core.ops.build --cuda`"),                                  \
+   FN##_cpu(__VA_ARGS__))
+#endif
+
+Pair mst(const Tensor& edges, const Tensor& weights, int64_t num_vertices) {
+  check_index("mst", "edges", edges, 3);
+  TORCH_CHECK(edges.size(2) == 2, "mst: edges must be (B, E, 2), got ", edges.sizes());
+  TORCH_CHECK(weights.scalar_type() == at::kFloat, "mst: weights must be float32, got ", weights.scalar_type());
+  TORCH_CHECK(weights.dim() == 2 && weights.size(0) == edges.size(0) && weights.size(1) == edges.size(1),
+              "mst: weights must be (B, E) = (", edges.size(0), ", ", edges.size(1), "), got ", weights.sizes());
+  TORCH_CHECK(weights.is_contiguous(), "mst: weights must be contiguous");
+  TORCH_CHECK(weights.device() == edges.device(), "mst: weights on ", weights.device(), ", edges on ", edges.device());
+  TORCH_CHECK(num_vertices >= 1, "mst: num_vertices must be >= 1, got ", num_vertices);
+  return GROOTVL_DISPATCH(edges, mst, edges, weights, num_vertices);
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> bfs(const Tensor& tree, int64_t root) {
+  check_index("bfs", "tree", tree, 3);
+  TORCH_CHECK(tree.size(2) == 2, "bfs: tree must be (B, V-1, 2), got ", tree.sizes());
+  TORCH_CHECK(root >= 0 && root <= tree.size(1), "bfs: root must lie in [0, ", tree.size(1) + 1, "), got ", root);
+  return GROOTVL_DISPATCH(tree, bfs, tree, root);
+}
+
+Pair scan_full_fwd(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent, const Tensor& depth) {
+  check_scan("scan_full_fwd", x, {{"x", &x}, {"a", &a}}, order, parent, depth);
+  return GROOTVL_DISPATCH(x, scan_full_fwd, x, a, order, parent, depth);
+}
+
+Pair scan_full_bwd(const Tensor& g, const Tensor& a, const Tensor& order, const Tensor& parent, const Tensor& depth,
+                   const Tensor& y, const Tensor& u) {
+  check_scan("scan_full_bwd", g, {{"grad", &g}, {"a", &a}, {"y", &y}, {"u", &u}}, order, parent, depth);
+  return GROOTVL_DISPATCH(g, scan_full_bwd, g, a, order, parent, depth, y, u);
+}
+
+Tensor scan_subtree_fwd(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent,
+                        const Tensor& depth) {
+  check_scan("scan_subtree_fwd", x, {{"x", &x}, {"a", &a}}, order, parent, depth);
+  return GROOTVL_DISPATCH(x, scan_subtree_fwd, x, a, order, parent, depth);
+}
+
+Pair scan_subtree_bwd(const Tensor& g, const Tensor& a, const Tensor& order, const Tensor& parent, const Tensor& depth,
+                      const Tensor& y) {
+  check_scan("scan_subtree_bwd", g, {{"grad", &g}, {"a", &a}, {"y", &y}}, order, parent, depth);
+  return GROOTVL_DISPATCH(g, scan_subtree_bwd, g, a, order, parent, depth, y);
+}
+
+}  // namespace
+}  // namespace grootvl
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "grootvl native tree-scan backend (see csrc/tree_scan.h)";
+  m.def("mst", &grootvl::mst, "minimum spanning tree (Kruskal order: weight, edge index)");
+  m.def("bfs", &grootvl::bfs, "BFS order, parent positions and depths of a spanning tree");
+  m.def("scan_full_fwd", &grootvl::scan_full_fwd);
+  m.def("scan_full_bwd", &grootvl::scan_full_bwd);
+  m.def("scan_subtree_fwd", &grootvl::scan_subtree_fwd);
+  m.def("scan_subtree_bwd", &grootvl::scan_subtree_bwd);
+#ifdef GROOTVL_WITH_CUDA
+  m.attr("with_cuda") = true;
+#else
+  m.attr("with_cuda") = false;
+#endif
+}

@@ -1,0 +1,45 @@
+// Declarations of the native tree-scan backends (CPU in csrc/cpu, CUDA in csrc/cuda).
+//
+// Semantics: grootvl_core/ops/reference.py (the oracle) and reference-grootvl.md 1.2-1.9.
+// All index tensors are int64. Scan tensors are (B, D, V), float32 or float64, contiguous,
+// in VERTEX order except `u`, the pass-1 aggregate of the full scan, which is (B, D, V) in
+// SORTED (BFS position) order. `order`, `parent` (position of the parent), `depth` are (B, V).
+// The root's `a` is ignored and its gradient is 0. Inputs are never mutated.
+#pragma once
+
+#include <torch/extension.h>
+
+#include <tuple>
+
+namespace grootvl {
+
+using Tensor = at::Tensor;
+using Pair = std::tuple<Tensor, Tensor>;
+
+// edges (B, E, 2) int64, weights (B, E) float32 -> (tree (B, V-1, 2) int32, ok (B,) bool).
+// The unique MST under the total order (weight, edge index); NaN sorts last. ok[b] is false when
+// batch b is not connected (its unused rows are then -1). Never hangs.
+#define GROOTVL_DECLARE_BACKEND(SUFFIX)                                                         \
+  Pair mst_##SUFFIX(const Tensor& edges, const Tensor& weights, int64_t num_vertices);          \
+  /* tree (B, V-1, 2) int64 -> (order, parent, depth (B, V) int64, ok (B,) bool) */              \
+  std::tuple<Tensor, Tensor, Tensor, Tensor> bfs_##SUFFIX(const Tensor& tree, int64_t root);    \
+  /* full: y_i = sum_j S(i,j) x_j -> (y vertex order, u sorted order) */                         \
+  Pair scan_full_fwd_##SUFFIX(const Tensor& x, const Tensor& a, const Tensor& order,            \
+                              const Tensor& parent, const Tensor& depth);                       \
+  Pair scan_full_bwd_##SUFFIX(const Tensor& g, const Tensor& a, const Tensor& order,            \
+                              const Tensor& parent, const Tensor& depth, const Tensor& y,       \
+                              const Tensor& u);                                                 \
+  /* subtree: y_i = sum_{j in subtree(i)} S(i,j) x_j (vertex order) */                          \
+  Tensor scan_subtree_fwd_##SUFFIX(const Tensor& x, const Tensor& a, const Tensor& order,       \
+                                   const Tensor& parent, const Tensor& depth);                  \
+  Pair scan_subtree_bwd_##SUFFIX(const Tensor& g, const Tensor& a, const Tensor& order,         \
+                                 const Tensor& parent, const Tensor& depth, const Tensor& y);
+
+GROOTVL_DECLARE_BACKEND(cpu)
+#ifdef GROOTVL_WITH_CUDA
+GROOTVL_DECLARE_BACKEND(cuda)
+#endif
+
+#undef GROOTVL_DECLARE_BACKEND
+
+}  // namespace grootvl

@@ -1,0 +1,29 @@
+"""The tree-scan op and its graph helpers (design.md "Op API").
+
+    edges   = grid_edges(H, W)                                  # (E, 2)
+    weights = cosine_edge_weights(u)                            # (B, E) float32, exp(-cos)
+    tree    = bfs(minimum_spanning_tree(edges, weights, H * W)) # TreeOrder, root 0
+    y       = tree_scan(x, a, tree, mode="full")                # (B, D, V)
+
+Each op has a pure-PyTorch ``*_ref`` twin with the same signature; ``backend()`` says which
+implementation runs (``GROOTVL_OPS=reference|native`` forces one).
+"""
+
+from .backend import backend
+from .graph import cosine_edge_weights, grid_edges, num_grid_edges
+from .spanning_tree import TreeOrder, bfs, bfs_ref, minimum_spanning_tree, minimum_spanning_tree_ref
+from .tree_scan import tree_scan, tree_scan_ref
+
+__all__ = [
+    "TreeOrder",
+    "backend",
+    "bfs",
+    "bfs_ref",
+    "cosine_edge_weights",
+    "grid_edges",
+    "minimum_spanning_tree",
+    "minimum_spanning_tree_ref",
+    "num_grid_edges",
+    "tree_scan",
+    "tree_scan_ref",
+]

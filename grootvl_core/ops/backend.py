@@ -1,0 +1,95 @@
+"""Which implementation runs the op: the one place that decides (design.md "Op API").
+
+- ``GROOTVL_OPS=reference``: always the pure-PyTorch reference.
+- ``GROOTVL_OPS=native``: the compiled extension, or a ``RuntimeError`` saying why it cannot load.
+- unset / ``auto``: the compiled extension when it builds, else the reference with ONE warning that
+  says what failed and how to fix it.
+
+CPU tensors use ``grootvl_native`` (C++); CUDA tensors use ``grootvl_native_cuda`` (C++ + CUDA).
+Any other device runs the reference.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from types import ModuleType
+
+import torch
+
+from . import reference
+
+__all__ = ["backend", "implementation", "native_error"]
+
+_lock = threading.Lock()
+_modules: dict[str, ModuleType | None] = {}
+_errors: dict[str, str] = {}
+_warned: set[str] = set()
+
+
+def _mode() -> str:
+    mode = os.environ.get("GROOTVL_OPS", "auto").strip().lower() or "auto"
+    if mode not in ("auto", "native", "reference"):
+        raise ValueError(f"GROOTVL_OPS must be 'auto', 'native' or 'reference', got {mode!r}")
+    return mode
+
+
+def _load(kind: str) -> ModuleType | None:
+    """Build/import the native module for ``kind`` ("cpu" or "cuda") once per process."""
+    with _lock:
+        if kind not in _modules:
+            from .build import build_native
+
+            try:
+                _modules[kind] = build_native(cuda=(kind == "cuda"))
+            except Exception as exc:  # compiler missing, build error, ...
+                first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+                _errors[kind] = f"{type(exc).__name__}: {first}"
+                _modules[kind] = None
+        return _modules[kind]
+
+
+def native_error(kind: str = "cpu") -> str | None:
+    """Why the native ``kind`` build failed in this process (None if it loaded or was not tried)."""
+    return _errors.get(kind)
+
+
+def _device_kind(device) -> str:
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device).type
+
+
+def implementation(device=None) -> ModuleType:
+    """The module (native or :mod:`reference`) implementing the backend interface for ``device``."""
+    mode = _mode()
+    kind = _device_kind(device)
+    if mode == "reference" or kind not in ("cpu", "cuda"):
+        return reference
+    mod = _load(kind)
+    if mod is not None:
+        return mod
+    fix = ("install a C++ compiler and ninja (pip install ninja)" if kind == "cpu"
+           else "install the CUDA toolkit matching torch.version.cuda and set CUDA_HOME")
+    if mode == "native":
+        raise RuntimeError(f"GROOTVL_OPS=native but the native {kind} build failed: "
+                           f"{_errors[kind]}. To fix: {fix}, or unset GROOTVL_OPS.")
+    if kind not in _warned:
+        _warned.add(kind)
+        warnings.warn(
+            f"grootvl: native {kind} tree-scan build failed ({_errors[kind]}); using the slow "
+            f"pure-PyTorch reference instead. To fix: {fix}; run "
+            f"`python -m grootvl_core.ops.build{' --cuda' if kind == 'cuda' else ''} --verbose` "
+            "to see the full build log.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return reference
+
+
+def backend(device=None) -> str:
+    """``"cuda"``, ``"cpu"`` or ``"reference"``: what runs the op for ``device`` (default: the
+    current device, CUDA when available). Builds the native extension on first call."""
+    impl = implementation(device)
+    return "reference" if impl is reference else _device_kind(device)
