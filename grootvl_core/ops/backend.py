@@ -35,6 +35,15 @@ def _mode() -> str:
     return mode
 
 
+def _summary(exc: BaseException) -> str:
+    """The most telling line of a build failure (compiler errors come after the ninja command)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in lines:
+        if "error" in ln.lower() and not ln.startswith("["):
+            return ln[:300]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
 def _load(kind: str) -> ModuleType | None:
     """Build/import the native module for ``kind`` ("cpu" or "cuda") once per process."""
     with _lock:
@@ -44,8 +53,7 @@ def _load(kind: str) -> ModuleType | None:
             try:
                 _modules[kind] = build_native(cuda=(kind == "cuda"))
             except Exception as exc:  # compiler missing, build error, ...
-                first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-                _errors[kind] = f"{type(exc).__name__}: {first}"
+                _errors[kind] = f"{type(exc).__name__}: {_summary(exc)}"
                 _modules[kind] = None
         return _modules[kind]
 

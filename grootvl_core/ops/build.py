@@ -75,7 +75,7 @@ def build_native(cuda: bool = False, verbose: bool = False):
     src = csrc_dir()
     sources = [str(src / "bindings.cpp")] + sorted(glob.glob(str(src / "cpu" / "*.cpp")))
     omp_c, omp_l = _openmp_flags()
-    cflags = ["-O3", "-std=c++17"] + omp_c
+    cflags = ["-O3"] + omp_c
     include = [str(src)]
     kwargs = {}
     name = "grootvl_native"
@@ -91,7 +91,6 @@ def build_native(cuda: bool = False, verbose: bool = False):
         include += _pip_cuda_includes()
         kwargs["extra_cuda_cflags"] = [
             "-O3",
-            "-std=c++17",
             "-DGROOTVL_WITH_CUDA",
             "-lineinfo",
         ]
