@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs grootvl and everything it needs on Debian/Ubuntu with Python >= 3.10.
+#   bash scripts/setup.sh          # the library, CLI and demo
+#   bash scripts/setup.sh --dev    # + test tools
+# Idempotent; safe to re-run. Uses the current `python3` (activate a venv first if you want one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dev=0
+for arg in "$@"; do
+  case "$arg" in
+    --dev) dev=1 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --dev)" >&2; exit 2 ;;
+  esac
+done
+
+PY=${PYTHON:-python3}
+extras="app"
+[ "$dev" = 1 ] && extras="app,dev"
+
+echo "[setup] python packages (grootvl[$extras], editable)"
+"$PY" -m pip install --quiet --disable-pip-version-check -e ".[$extras]"
+
+echo "[setup] building the native tree-scan op (cached after the first time)"
+if ! "$PY" -m grootvl_core.ops.build; then
+  echo "[setup] WARNING: native CPU build failed; grootvl falls back to the slow pure-PyTorch path." >&2
+  echo "[setup]          Install a C++ compiler (apt-get install g++) and re-run." >&2
+fi
+echo "[setup] done"
