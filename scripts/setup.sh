@@ -15,6 +15,22 @@ for arg in "$@"; do
 done
 
 PY=${PYTHON:-python3}
+
+# Debian packages: real data for the bundled models (Fashion-MNIST, fortunes), never downloaded at
+# run time.
+apt_packages=(dataset-fashion-mnist fortunes)
+missing=()
+for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "[setup] apt-get install ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "[setup] WARNING: no apt-get; install ${missing[*]} (or their files) yourself" >&2
+  fi
+fi
 extras="app"
 [ "$dev" = 1 ] && extras="app,dev"
 
