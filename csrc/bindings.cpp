@@ -38,10 +38,13 @@ void check_scan(const char* op, const Tensor& ref, std::initializer_list<std::pa
 #define GROOTVL_DISPATCH(DEV_TENSOR, FN, ...) \
   ((DEV_TENSOR).is_cuda() ? FN##_cuda(__VA_ARGS__) : FN##_cpu(__VA_ARGS__))
 #else
-#define GROOTVL_DISPATCH(DEV_TENSOR, FN, ...)                                               \
-  (TORCH_CHECK(!(DEV_TENSOR).is_cuda(), #FN ": this build has no CUDA support; rebuild with " \
-               "`python -m grootvl_core.ops.build --cuda`"),                                  \
-   FN##_cpu(__VA_ARGS__))
+// NOTE: TORCH_CHECK is a statement, so the check runs inside an immediately invoked lambda.
+#define GROOTVL_DISPATCH(DEV_TENSOR, FN, ...)                                                \
+  ([&] {                                                                                     \
+    TORCH_CHECK(!(DEV_TENSOR).is_cuda(), #FN ": this build has no CUDA support; rebuild with " \
+                "`python -m grootvl_core.ops.build --cuda`");                                \
+    return FN##_cpu(__VA_ARGS__);                                                            \
+  }())
 #endif
 
 Pair mst(const Tensor& edges, const Tensor& weights, int64_t num_vertices) {
