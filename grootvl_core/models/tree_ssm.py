@@ -1,0 +1,237 @@
+"""The Tree-SSM token mixer of GrootV (reference-grootvl.md sections 1.1-1.2 and 2).
+
+A selective state space layer (Mamba-style, ``d_state = 1``) whose recurrence runs over a
+minimum spanning tree of the 4-connected pixel grid instead of a fixed scan order:
+
+    u     = SiLU(DWConv3x3(x_half(in_proj(X))))                       # (B, D, H, W)
+    tree  = BFS(MST(grid, exp(-cos(u_a, u_b))), root = pixel 0)
+    Delta = softplus(W_dt W_x,dt u + b_dt);  Abar = exp(Delta * A);  x = Delta * B * u
+    h     = TreeScan(x, Abar, tree)                                   # y_i = sum_j S(i, j) x_j
+    out   = out_proj(out_norm(C * h_norm(h) + D * u) * SiLU(z_half(in_proj(X))))
+
+Parameter names, shapes and initialisation follow the published ``Tree_SSM`` exactly (2.1) so
+its checkpoints load 1:1; the scan path always runs in float32 (2.4, published quirk 6.1).
+Published bugs fixed here rather than copied (section 6): ``h_norm`` can be switched off without
+a NameError (6.7), and configurations the published code silently mis-computes (``d_state != 1``,
+an even conv kernel) are rejected with a clear error (6.8).
+
+Original code: EasonXiao-888/GrootVL (``GrootV/classification/models/tree_scanning.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from grootvl_core import ops
+
+__all__ = ["SpanningTree", "TreeSSM", "build_grid_tree"]
+
+
+class SpanningTree(NamedTuple):
+    """A spanning tree of an ``H x W`` pixel grid, per batch element.
+
+    Attributes:
+        edges: ``(B, V-1, 2)`` int32 MST edge rows (vertex ids ``r * W + c``).
+        order: :class:`grootvl_core.ops.TreeOrder` from vertex 0 (the top-left pixel).
+        height, width: the grid size; ``V = height * width``.
+    """
+
+    edges: Tensor
+    order: ops.TreeOrder
+    height: int
+    width: int
+
+
+def build_grid_tree(feature: Tensor) -> SpanningTree:
+    """Maximum-similarity spanning tree of the pixel grid of ``feature`` (reference 1.1-1.5).
+
+    Edge weights are ``exp(-cosine similarity)`` of the two endpoint feature vectors over all
+    channels; the MST breaks ties by the lower edge index; BFS from vertex 0. Not differentiable.
+
+    Args:
+        feature: ``(B, D, H, W)`` floating tensor (GrootV passes ``u`` in float32).
+
+    Returns:
+        :class:`SpanningTree` on ``feature``'s device.
+    """
+    b, _, h, w = feature.shape
+    with torch.no_grad():
+        edges = ops.grid_edges(h, w, feature.device)  # (E, 2), cached per grid size
+        weights = ops.cosine_edge_weights(feature)  # (B, E) float32
+        tree_edges = ops.minimum_spanning_tree(edges, weights, h * w, validate=False)  # (B, V-1, 2)
+        order = ops.bfs(tree_edges, 0, validate=False)
+    return SpanningTree(tree_edges, order, h, w)
+
+
+# Called as capture(module, tree, abar) with abar (B, D, V) float32, detached; see tree_capture.py.
+CaptureFn = Callable[["TreeSSM", SpanningTree, Tensor], None]
+
+
+class TreeSSM(nn.Module):
+    """Tree state space token mixer (published class ``Tree_SSM``, reference 2.1-2.4).
+
+    Args:
+        d_model: input/output channels ``C``.
+        d_state: SSM state size ``N``; the published model (and this implementation) needs 1.
+        ssm_ratio: expansion; ``D = int(ssm_ratio * C)`` SSM channels (2 in GrootV).
+        dt_rank: rank ``R`` of the Delta projection, or ``"auto"`` for ``ceil(C / 16)`` (computed
+            from ``d_model``, as published).
+        d_conv: depthwise conv kernel size (odd; 3 in GrootV).
+        conv_bias: bias in the depthwise conv (False in GrootV).
+        bias: bias in ``in_proj`` / ``out_proj`` (False in GrootV).
+        dropout: dropout after ``out_proj``.
+        dt_min, dt_max, dt_init_floor: range of the initial ``Delta`` (inverse-softplus bias).
+        dt_init: ``"random"`` (uniform ``+-dt_scale * R**-0.5``) or ``"constant"`` init of
+            ``dt_projs_weight``.
+        dt_scale: scale of that init.
+        h_norm: LayerNorm the hidden state over channels before multiplying by ``C`` (True in
+            GrootV; the published code crashes with it off, bug 6.7).
+
+    Shapes: ``forward(x)`` takes and returns ``(B, H, W, C)`` channels-last tensors.
+    """
+
+    def __init__(
+            self,
+            d_model: int,
+            d_state: int = 1,
+            ssm_ratio: float = 2.0,
+            dt_rank: int | str = "auto",
+            d_conv: int = 3,
+            conv_bias: bool = False,
+            bias: bool = False,
+            dropout: float = 0.0,
+            dt_min: float = 0.001,
+            dt_max: float = 0.1,
+            dt_init: str = "random",
+            dt_scale: float = 1.0,
+            dt_init_floor: float = 1e-4,
+            h_norm: bool = True,
+    ):
+        super().__init__()
+        if int(d_state) != 1:
+            raise ValueError(f"TreeSSM: d_state must be 1 (the tree scan carries one state per "
+                             f"channel, reference 2.3), got {d_state}")
+        if int(d_conv) < 1 or int(d_conv) % 2 == 0:
+            raise ValueError(f"TreeSSM: d_conv must be a positive odd kernel size, got {d_conv}")
+        if dt_init not in ("random", "constant"):
+            raise ValueError(f"TreeSSM: dt_init must be 'random' or 'constant', got {dt_init!r}")
+        d_inner = int(ssm_ratio * d_model)
+        rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
+        if d_inner < 1 or rank < 1:
+            raise ValueError(f"TreeSSM: need ssm_ratio * d_model >= 1 and dt_rank >= 1, got "
+                             f"d_inner={d_inner}, dt_rank={rank}")
+        self.d_model, self.d_inner, self.d_state, self.dt_rank = d_model, d_inner, 1, rank
+
+        # NOTE: bare Parameters first, then submodules, so state_dict() order equals the
+        # published one (reference 2.1 / Appendix A).
+        # x_proj: Linear(D -> R + 2), stacked as (K=1, R+2, D); PyTorch's default Linear init.
+        x_proj = torch.empty(rank + 2, d_inner)
+        nn.init.kaiming_uniform_(x_proj, a=math.sqrt(5))
+        self.x_proj_weight = nn.Parameter(x_proj.unsqueeze(0))  # (1, R+2, D)
+
+        dt_std = rank ** -0.5 * dt_scale
+        dt_w = torch.empty(d_inner, rank)
+        if dt_init == "random":
+            nn.init.uniform_(dt_w, -dt_std, dt_std)
+        else:
+            nn.init.constant_(dt_w, dt_std)
+        self.dt_projs_weight = nn.Parameter(dt_w.unsqueeze(0))  # (1, D, R)
+
+        dt = torch.exp(torch.rand(d_inner) * (math.log(dt_max) - math.log(dt_min))
+                       + math.log(dt_min)).clamp(min=dt_init_floor)
+        inv_softplus_dt = dt + torch.log(-torch.expm1(-dt))
+        self.dt_projs_bias = nn.Parameter(inv_softplus_dt.unsqueeze(0))  # (1, D)
+
+        # S4D-real init with N = 1: A = -1 for every channel.
+        self.A_logs = nn.Parameter(torch.zeros(d_inner, 1))  # (D, 1)
+        self.Ds = nn.Parameter(torch.ones(d_inner))  # (D,)
+        self.A_logs._no_weight_decay = True
+        self.Ds._no_weight_decay = True
+
+        self.out_norm = nn.LayerNorm(d_inner, eps=1e-5)
+        self.h_norm = nn.LayerNorm(d_inner, eps=1e-5) if h_norm else None
+        self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=bias)
+        self.act = nn.SiLU()
+        self.conv2d = nn.Conv2d(d_inner, d_inner, kernel_size=d_conv, padding=(d_conv - 1) // 2,
+                                groups=d_inner, bias=conv_bias)
+        self.out_proj = nn.Linear(d_inner, d_model, bias=bias)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+        # Set by grootvl_core.models.tree_capture while a capture is active; never saved.
+        self._capture: CaptureFn | None = None
+
+    def forward(self, x: Tensor, tree: SpanningTree | None = None, return_tree: bool = False):
+        """Mix tokens over a spanning tree of the pixel grid (reference 2.2 steps 1-16).
+
+        Args:
+            x: ``(B, H, W, C)`` channels-last input (already normalised by the block).
+            tree: reuse this tree instead of building one from ``u`` (``tree_per_stage``);
+                it must come from the same grid size and batch.
+            return_tree: also return the tree used.
+
+        Returns:
+            ``(B, H, W, C)``, or ``(output, tree)`` when ``return_tree``.
+        """
+        if x.dim() != 4 or x.shape[-1] != self.d_model:
+            raise ValueError(f"TreeSSM: x must be (B, H, W, {self.d_model}) channels-last, got "
+                             f"{tuple(x.shape)}")
+        b, h, w, _ = x.shape
+        # fmt: off
+        xz = self.in_proj(x)                                         # (B, H, W, 2D)
+        xs, z = xz.chunk(2, dim=-1)                                  # (B, H, W, D) each
+        z = self.act(z)                                              # 3. gate
+        u = self.act(self.conv2d(xs.permute(0, 3, 1, 2).contiguous()))  # 4. (B, D, H, W)
+        # fmt: on
+        if tree is not None and (tree.height != h or tree.width != w
+                                 or tree.order.order.shape[0] != b):
+            raise ValueError(f"TreeSSM: the shared tree is for a batch of "
+                             f"{tree.order.order.shape[0]} on a {tree.height}x{tree.width} grid, "
+                             f"but the input is a batch of {b} on {h}x{w}")
+        y, tree = self._scan(u, tree)                                # (B, L, D) float32
+        y = y.view(b, h, w, -1).to(u.dtype)                          # 15. cast back
+        out = self.dropout(self.out_proj(y * z))                     # 16. gate after out_norm
+        return (out, tree) if return_tree else out
+
+    def _scan(self, u: Tensor, tree: SpanningTree | None) -> tuple[Tensor, SpanningTree]:
+        """Steps 5-15 of reference 2.2 in float32; returns ``out_norm(...)`` as ``(B, L, D)``."""
+        b, d, h, w = u.shape
+        r = self.dt_rank
+        # fmt: off
+        u_flat = u.reshape(b, d, h * w)                                        # (B, D, L)
+        x_dbl = torch.einsum("bdl,kcd->bkcl", u_flat, self.x_proj_weight)      # (B, 1, R+2, L)
+        dt_low, bs, cs = torch.split(x_dbl, [r, 1, 1], dim=2)
+        dts = torch.einsum("bkrl,kdr->bkdl", dt_low, self.dt_projs_weight)     # (B, 1, D, L)
+        # 5. the published code forces float32 here whatever the argument (quirk 6.1)
+        u32 = u_flat.float()
+        bs = bs[:, 0].float()                                                  # (B, 1, L)
+        cs = cs[:, 0].float()                                                  # (B, 1, L)
+        delta = F.softplus(dts[:, 0].float()
+                           + self.dt_projs_bias.float().view(1, d, 1))         # 7. (B, D, L)
+        a_cont = -torch.exp(self.A_logs.float())                               # 8. (D, 1)
+        abar = torch.exp(delta * a_cont)                                       # (B, D, L), vertex order
+        xin = delta * bs * u32                                                 # 9. (B, D, L)
+        # fmt: on
+        if tree is None:
+            with torch.profiler.record_function("grootvl.tree_build"):
+                tree = build_grid_tree(u32.view(b, d, h, w))                   # 10.
+        if self._capture is not None:
+            self._capture(self, tree, abar.detach())
+        with torch.profiler.record_function("grootvl.tree_scan"):
+            hs = ops.tree_scan(xin, abar, tree.order, "full")                  # 11-12. (B, D, L)
+        hs = hs.transpose(1, 2)                                                # (B, L, D)
+        if self.h_norm is not None:
+            hs = F.layer_norm(hs, (d,), self.h_norm.weight.float(), self.h_norm.bias.float(),
+                              self.h_norm.eps)                                 # 13.
+        y = hs * cs.transpose(1, 2) + u32.transpose(1, 2) * self.Ds.float()    # 14. (B, L, D)
+        y = F.layer_norm(y, (d,), self.out_norm.weight.float(), self.out_norm.bias.float(),
+                         self.out_norm.eps)                                    # 15.
+        return y, tree
+
+    def extra_repr(self) -> str:
+        return (f"d_model={self.d_model}, d_inner={self.d_inner}, d_state={self.d_state}, "
+                f"dt_rank={self.dt_rank}")
