@@ -1,0 +1,230 @@
+"""Command line: ``python -m grootvl_core {classify, zoo, evaluate, convert} ...``.
+
+Reference: ``design.md`` (the CLI reads only the zoo), ``reference-grootvl.md`` 3.5 (checkpoint
+conversion), 3.6 (evaluation). Each subcommand is one ``_add_<name>`` parser builder plus one
+``_run_<name>`` function, listed in :data:`COMMANDS`; adding a subcommand is adding a row.
+
+User errors (unknown model, unreadable image, corrupt checkpoint, offline) print one ``error:``
+line to stderr and exit with status 1; usage errors exit with 2 (argparse); no tracebacks.
+Set ``GROOTVL_DEBUG=1`` to see the traceback of a user error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+# ------------------------------------------------------------------------------------------------
+# classify
+# ------------------------------------------------------------------------------------------------
+
+
+def _add_classify(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("classify", help="top-k classes of one or more images",
+                       description="Classify images with a zoo model (ImageNet labels from timm for ImageNet models).")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any PIL-readable format)")
+    p.add_argument("--model", default="grootv-t", help="zoo name (default: grootv-t; see `zoo`)")
+    p.add_argument("--weights", metavar="PATH_OR_DIR", help="local checkpoint file or config.json+model.safetensors folder")
+    p.add_argument("--ema", action="store_true", help="with --weights on a training checkpoint: use model_ema")
+    p.add_argument("--topk", type=int, default=5, help="answers per image (default 5)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    return p
+
+
+def _run_classify(args: argparse.Namespace) -> int:
+    from .classify import Classifier
+
+    if args.topk < 1:
+        raise ValueError(f"--topk must be >= 1, got {args.topk}")
+    clf = Classifier.from_zoo(args.model, device=args.device, weights=args.weights, use_ema=args.ema)
+    for path in args.images:
+        (preds,) = clf.predict(path, topk=args.topk)
+        print(path)
+        for rank, p in enumerate(preds, 1):
+            print(f"  {rank}. {p.probability * 100:6.2f}%  {p.label}  (class {p.index})")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# zoo
+# ------------------------------------------------------------------------------------------------
+
+
+def _add_zoo(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("zoo", help="list the named models", description="List the zoo: task, size, reported metrics, where weights come from.")
+    p.add_argument("--task", choices=("classification", "segmentation", "generation"), help="only this task")
+    return p
+
+
+def _format_params(n: int | None) -> str:
+    return "-" if not n else f"{n / 1e6:.1f}M"
+
+
+def _run_zoo(args: argparse.Namespace) -> int:
+    from . import zoo
+
+    rows = [("name", "task", "params", "FLOPs", "reported", "cached", "source")]
+    for name in zoo.list_models(args.task):
+        e = zoo.get_entry(name)
+        src = zoo.weights_source(e)
+        where = {
+            "bundled": f"bundled checkpoints/{e.bundled}",
+            "cache": f"converted {zoo.cache_dir(e)}",
+            "hub-cache": f"hub {zoo.hub_repo_id(e)} (cached)",
+            "hub": f"hub {zoo.hub_repo_id(e)}" + (" / official gdrive" if e.official else ""),
+            "official": f"official gdrive {e.official.gdrive_id}" if e.official else "-",
+        }.get(src, "-")
+        metrics = ", ".join(f"{k} {v}" for k, v in e.metrics.items()) or "-"
+        rows.append((e.name, e.task, _format_params(e.params), e.flops or "-", metrics, "yes" if src in ("bundled", "cache", "hub-cache") else "no", where))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, r in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    offline = zoo.available_offline(args.task)
+    print(f"\nworks offline now: {', '.join(offline) if offline else 'none'}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluate
+# ------------------------------------------------------------------------------------------------
+
+
+def _add_evaluate(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("evaluate", help="top-1/top-5 on an ImageNet-style val folder (single process or torchrun)",
+                       description="Evaluate a zoo model on an ImageFolder (one sub-folder per class, sorted = class index). "
+                                   "Run under `torchrun --nproc_per_node N -m grootvl_core evaluate ...` for several processes.")
+    p.add_argument("--model", required=True, help="zoo name (gives architecture and preprocessing)")
+    p.add_argument("--data", required=True, metavar="IMAGENET_VAL_DIR", help="folder of class sub-folders (or the ImageNet root holding val/)")
+    p.add_argument("--weights", metavar="PATH_OR_DIR", help="local checkpoint file or config.json+model.safetensors folder")
+    p.add_argument("--ema", action="store_true", help="with --weights on a training checkpoint: use model_ema")
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch per process (default 64)")
+    p.add_argument("--workers", type=int, default=4, help="data-loading workers per process (default 4)")
+    p.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK if available, else cpu")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
+    from . import zoo
+    from .classify import ImageTransform
+    from .train.evaluate import evaluate_folder, init_distributed
+
+    entry = zoo.get_entry(args.model)
+    if entry.task != "classification":
+        raise ValueError(f"evaluate: {entry.name!r} is a {entry.task} model; evaluate needs a classifier")
+    rank, world, device = init_distributed(args.device)
+    try:
+        if args.weights:
+            model = zoo.load_local_weights(entry, args.weights, device, use_ema=args.ema)
+        else:
+            model = zoo.load_model(entry, device)
+        result = evaluate_folder(model, args.data, ImageTransform(entry.preprocess), batch_size=args.batch_size,
+                                 workers=args.workers, device=device, progress=not args.no_progress)
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    if rank == 0:
+        print(f"model {entry.name}  images {result.total}  processes {world}")
+        print(f"top-1 {result.top1:.3f}%  ({result.correct1}/{result.total})")
+        print(f"top-5 {result.top5:.3f}%  ({result.correct5}/{result.total})")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# convert
+# ------------------------------------------------------------------------------------------------
+
+
+def _add_convert(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("convert", help="official/training checkpoint -> Hub folder (config.json, model.safetensors, README.md)",
+                       description="Convert a checkpoint (official .pth training checkpoint, bare state dict or safetensors) "
+                                   "into a Hugging Face folder, loaded safely and strictly.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="source file")
+    p.add_argument("--arch", required=True, help="architecture, e.g. grootv_tiny, grootv_small, grootv_base")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--ema", action="store_true", help="convert model_ema instead of model")
+    p.add_argument("--push-to-hub", metavar="REPO", help="also upload the folder to this Hub repo (org/name)")
+    p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
+    return p
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from . import hub, zoo
+
+    factory, filter_fn = zoo.resolve_architecture(args.arch)
+    entries = [zoo.get_entry(n) for n in zoo.list_models() if zoo.get_entry(n).arch == args.arch]
+    entry = entries[0] if entries else None
+    card = dict(arch=args.arch, title=(entry.description if entry else args.arch), task=(entry.task if entry else "classification"),
+                metrics=(entry.metrics if entry else {}), license=(entry.license if entry else "apache-2.0"),
+                repo_id=args.push_to_hub or args.out)
+    model = factory(pretrained=False)
+    out = hub.convert_checkpoint(args.checkpoint, model, args.out, filter_fn=filter_fn, use_ema=args.ema, card=card)
+    print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
+    if args.push_to_hub:
+        url = hub.push_folder(out, args.push_to_hub, private=args.private or None)
+        print(f"pushed to {args.push_to_hub}: {url}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
+# Dispatch
+# ------------------------------------------------------------------------------------------------
+
+# name -> (parser builder, runner). Append a row to add a subcommand.
+COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
+    "classify": (_add_classify, _run_classify),
+    "zoo": (_add_zoo, _run_zoo),
+    "evaluate": (_add_evaluate, _run_evaluate),
+    "convert": (_add_convert, _run_convert),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``grootvl`` argument parser with one sub-parser per entry of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(prog="python -m grootvl_core", description="GrootVL: tree-topology state space models.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (add, run) in COMMANDS.items():
+        add(sub).set_defaults(_run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 user error, 2 usage error)."""
+    from .hub import CheckpointError, OfflineError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or usage error (2)
+        return int(exc.code or 0)
+    try:
+        return args._run(args)
+    except (ValueError, CheckpointError, OfflineError, OSError) as exc:
+        if os.environ.get("GROOTVL_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except RuntimeError as exc:  # environment state (e.g. --device cuda without a GPU)
+        if os.environ.get("GROOTVL_DEBUG"):
+            raise
+        print(f"error: {str(exc).strip().splitlines()[0]} (set GROOTVL_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,443 @@
+"""The model zoo: every named model the CLI and the demo can offer, as one table of data.
+
+Reference: ``reference-grootvl.md`` section 5 (reported numbers and the official Google Drive
+ids), 3.1 (configurations, parameter counts, FLOPs), 3.6 (evaluation preprocessing); ``design.md``
+("Zoo"). Like timm's ``default_cfgs`` and SAM's ``sam_model_registry``, entries are plain data; the
+few functions below the table resolve them.
+
+Where weights come from, in the order :func:`load_model` tries them:
+
+1. ``bundled``: a folder ``checkpoints/<bundled>/`` (``config.json`` + ``model.safetensors``) in
+   the repository (or ``$GROOTVL_CHECKPOINTS``); works offline.
+2. the local converted cache ``$GROOTVL_HOME/models/<name>/`` (default ``~/.cache/grootvl``).
+3. ``hub_repo``: a Hugging Face repo ``<org>/<hub_repo>``; ``<org>`` is ``$GROOTVL_HUB_ORG``
+   (default :data:`DEFAULT_HUB_ORG`), or the entry holds a full ``org/name`` id. Files are cached
+   in the usual Hugging Face cache (``HF_HUB_CACHE``).
+4. ``official``: the authors' training checkpoint on Google Drive (reference 5), downloaded once
+   with gdown into ``$GROOTVL_HOME/downloads/``, verified, then converted once into (2).
+
+With ``HF_HUB_OFFLINE=1`` (or no network) only (1), (2) and already-cached (3) work; the error
+raised otherwise lists :func:`available_offline`.
+
+Adding a model: append a :class:`ZooEntry` to ``_ENTRIES`` (or call :func:`register`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import hub
+
+__all__ = [
+    "DEFAULT_HUB_ORG",
+    "Preprocess",
+    "OfficialCheckpoint",
+    "ZooEntry",
+    "MODELS",
+    "register",
+    "list_models",
+    "get_entry",
+    "hub_repo_id",
+    "bundled_dir",
+    "cache_dir",
+    "is_cached",
+    "available_offline",
+    "resolve_architecture",
+    "build_model",
+    "load_model",
+    "load_local_weights",
+    "weights_source",
+]
+
+DEFAULT_HUB_ORG = "grootvl"
+TASKS = ("classification", "segmentation", "generation")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Image preprocessing of an entry (reference 3.6 for the ImageNet models).
+
+    Attributes:
+        input_size: side of the square network input.
+        resize: shorter-side resize before the center crop (224 = crop ratio 1.0).
+        interpolation: ``"bicubic"`` / ``"bilinear"``.
+        mean, std: per-channel normalisation of ``[0, 1]`` RGB.
+        grayscale: the model takes one channel.
+    """
+
+    input_size: int = 224
+    resize: int = 224
+    interpolation: str = "bicubic"
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    grayscale: bool = False
+
+
+@dataclass(frozen=True)
+class OfficialCheckpoint:
+    """An official training checkpoint to download and convert (reference 3.5 / 5).
+
+    Attributes:
+        gdrive_id: Google Drive file id.
+        filename: local file name under ``$GROOTVL_HOME/downloads/``.
+        size: byte count when known (verified after download).
+        sha256: hex digest when known (verified after download).
+        use_ema: convert ``model_ema`` instead of ``model`` (reference 3.5 recommends ``model``).
+    """
+
+    gdrive_id: str
+    filename: str
+    size: int | None = None
+    sha256: str | None = None
+    use_ema: bool = False
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One named model.
+
+    Attributes:
+        name: zoo name (``grootv-t``).
+        task: ``"classification"``, ``"segmentation"`` or ``"generation"``.
+        arch: architecture factory name (``grootv_tiny``), resolved by :func:`resolve_architecture`.
+        model_class: class name in ``grootvl_core.models`` used for Hub folders (``from_pretrained``).
+        kwargs: extra config passed to the factory.
+        hub_repo: Hub repo name (org from ``$GROOTVL_HUB_ORG``) or full ``org/name`` id.
+        hub_revision: branch / tag / commit on the Hub.
+        bundled: folder name under ``checkpoints/``.
+        official: the authors' checkpoint to convert.
+        preprocess: input preprocessing.
+        labels: ``"imagenet-1k"`` (timm's label list) or an explicit tuple of class names.
+        params: parameter count.
+        flops: FLOPs as reported (string, e.g. ``"4.8G"``).
+        metrics: reported numbers (from the paper / README; not re-measured).
+        license: licence of the weights.
+        description: one line for tables.
+    """
+
+    name: str
+    task: str
+    arch: str
+    model_class: str = "GrootV"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    hub_repo: str | None = None
+    hub_revision: str | None = None
+    bundled: str | None = None
+    official: OfficialCheckpoint | None = None
+    preprocess: Preprocess = Preprocess()
+    labels: str | tuple[str, ...] | None = "imagenet-1k"
+    params: int | None = None
+    flops: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    license: str = "apache-2.0"
+    description: str = ""
+
+
+# ------------------------------------------------------------------------------------------------
+# The table (reference 5: acc@1, params, FLOPs, Google Drive ids; 3.1: exact parameter counts)
+# ------------------------------------------------------------------------------------------------
+
+_ENTRIES: list[ZooEntry] = [
+    ZooEntry(
+        name="grootv-t", task="classification", arch="grootv_tiny",
+        hub_repo="grootv-tiny-in1k",
+        official=OfficialCheckpoint(gdrive_id="1OIiMBxk92WhPssRg0pv0U5y8ZBtHq2eQ", filename="grootv_t_1k_224.pth"),
+        params=29_958_600, flops="4.8G", metrics={"imagenet-1k acc@1": 83.4},
+        description="GrootV-T, ImageNet-1k, 224x224",
+    ),
+    ZooEntry(
+        name="grootv-s", task="classification", arch="grootv_small",
+        hub_repo="grootv-small-in1k",
+        official=OfficialCheckpoint(gdrive_id="1G6DdEI3JDSltfbmZmcqz79rxM1t01K_8", filename="grootv_s_1k_224.pth"),
+        params=51_331_624, flops="8.5G", metrics={"imagenet-1k acc@1": 84.2},
+        description="GrootV-S, ImageNet-1k, 224x224",
+    ),
+    ZooEntry(
+        name="grootv-b", task="classification", arch="grootv_base",
+        hub_repo="grootv-base-in1k",
+        official=OfficialCheckpoint(gdrive_id="1-8rwMVinj_fV9YMlzx6fGwdjxyLcjd3w", filename="grootv_b_1k_224.pth"),
+        params=90_597_096, flops="15.1G", metrics={"imagenet-1k acc@1": 84.8},
+        description="GrootV-B, ImageNet-1k, 224x224",
+    ),
+]
+
+MODELS: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}
+
+
+def register(entry: ZooEntry, overwrite: bool = False) -> ZooEntry:
+    """Add an entry to the zoo (for plugins, bundled extras and tests).
+
+    Args:
+        entry: the entry.
+        overwrite: replace an existing entry of the same name.
+
+    Returns:
+        ``entry``.
+
+    Raises:
+        ValueError: duplicate name without ``overwrite``, or an unknown task.
+    """
+    if entry.task not in TASKS:
+        raise ValueError(f"zoo.register: task must be one of {TASKS}, got {entry.task!r}")
+    if entry.name in MODELS and not overwrite:
+        raise ValueError(f"zoo.register: {entry.name!r} is already in the zoo; pass overwrite=True to replace it")
+    MODELS[entry.name] = entry
+    return entry
+
+
+def list_models(task: str | None = None) -> list[str]:
+    """Names of the zoo entries, in table order, optionally only those of one ``task``."""
+    if task is not None and task not in TASKS:
+        raise ValueError(f"list_models: task must be one of {TASKS} or None, got {task!r}")
+    return [n for n, e in MODELS.items() if task is None or e.task == task]
+
+
+def get_entry(name: str) -> ZooEntry:
+    """The entry called ``name``.
+
+    Raises:
+        ValueError: unknown name (the message lists the valid names).
+    """
+    if isinstance(name, ZooEntry):
+        return name
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; the zoo has: {', '.join(MODELS)} (see `python -m grootvl_core zoo`)") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# Locations
+# ------------------------------------------------------------------------------------------------
+
+
+def hub_repo_id(entry: ZooEntry | str) -> str | None:
+    """Full Hub repo id of an entry: ``$GROOTVL_HUB_ORG/<hub_repo>`` unless ``hub_repo`` has an org."""
+    entry = get_entry(entry)
+    if not entry.hub_repo:
+        return None
+    if "/" in entry.hub_repo:
+        return entry.hub_repo
+    return f"{os.environ.get('GROOTVL_HUB_ORG') or DEFAULT_HUB_ORG}/{entry.hub_repo}"
+
+
+def _checkpoints_root() -> Path:
+    env = os.environ.get("GROOTVL_CHECKPOINTS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def bundled_dir(entry: ZooEntry | str) -> Path | None:
+    """``checkpoints/<bundled>`` of an entry if it holds ``config.json`` + ``model.safetensors``."""
+    entry = get_entry(entry)
+    if not entry.bundled:
+        return None
+    folder = _checkpoints_root() / entry.bundled
+    return folder if _is_model_folder(folder) else None
+
+
+def cache_dir(entry: ZooEntry | str) -> Path:
+    """Converted-cache folder of an entry: ``$GROOTVL_HOME/models/<name>``."""
+    return hub.grootvl_home() / "models" / get_entry(entry).name
+
+
+def _is_model_folder(folder: Path) -> bool:
+    return (folder / hub.CONFIG_NAME).is_file() and (folder / hub.WEIGHTS_NAME).is_file()
+
+
+def _hub_snapshot(entry: ZooEntry) -> Path | None:
+    """Folder of the cached Hub snapshot holding both files, or None (never touches the network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = hub_repo_id(entry)
+    if repo is None:
+        return None
+    paths = []
+    for fname in (hub.CONFIG_NAME, hub.WEIGHTS_NAME):
+        p = try_to_load_from_cache(repo, fname, cache_dir=hub._hf_cache_dir(), revision=entry.hub_revision)
+        if not isinstance(p, str):
+            return None
+        paths.append(Path(p))
+    return paths[0].parent if paths[0].parent == paths[1].parent else None
+
+
+def weights_source(entry: ZooEntry | str) -> str:
+    """Where the weights would come from now: ``bundled``, ``cache``, ``hub-cache``, ``hub``,
+    ``official`` (download + convert) or ``none``."""
+    entry = get_entry(entry)
+    if bundled_dir(entry):
+        return "bundled"
+    if _is_model_folder(cache_dir(entry)):
+        return "cache"
+    if _hub_snapshot(entry):
+        return "hub-cache"
+    if entry.hub_repo:
+        return "hub"
+    if entry.official:
+        return "official"
+    return "none"
+
+
+def is_cached(name: ZooEntry | str) -> bool:
+    """True if the model loads without network (bundled, converted cache, or Hub cache)."""
+    return weights_source(name) in ("bundled", "cache", "hub-cache")
+
+
+def available_offline(task: str | None = None) -> list[str]:
+    """Names of the entries that :func:`load_model` can load with no network."""
+    return [n for n in list_models(task) if is_cached(n)]
+
+
+# ------------------------------------------------------------------------------------------------
+# Building and loading
+# ------------------------------------------------------------------------------------------------
+
+
+def resolve_architecture(arch: str) -> tuple[Callable[..., torch.nn.Module], Callable | None]:
+    """Factory and ``checkpoint_filter_fn`` of an architecture name.
+
+    Looks in ``grootvl_core.models`` first, then in timm's registry (importing
+    ``grootvl_core.models`` registers ``grootv_*`` and ``test_grootv``).
+
+    Returns:
+        ``(factory, filter_fn)``; ``filter_fn`` is the ``checkpoint_filter_fn`` of the module that
+        defines the factory, or None.
+
+    Raises:
+        ValueError: unknown architecture.
+    """
+    models = importlib.import_module("grootvl_core.models")
+    factory = getattr(models, arch, None)
+    if not callable(factory):
+        import timm
+
+        if not timm.is_model(arch):
+            known = sorted({e.arch for e in MODELS.values()})
+            raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(known)} (or any timm model name registered by grootvl_core.models)")
+        factory = timm.models.model_entrypoint(arch)
+    module = sys.modules.get(factory.__module__)
+    return factory, getattr(module, "checkpoint_filter_fn", None)
+
+
+def build_model(entry: ZooEntry | str, **overrides: Any) -> torch.nn.Module:
+    """Build an entry's architecture with random weights (``kwargs`` + ``overrides``)."""
+    entry = get_entry(entry)
+    factory, _ = resolve_architecture(entry.arch)
+    return factory(pretrained=False, **{**entry.kwargs, **overrides})
+
+
+def _model_class(entry: ZooEntry) -> type:
+    models = importlib.import_module("grootvl_core.models")
+    cls = getattr(models, entry.model_class, None)
+    if cls is None or not hasattr(cls, "from_pretrained"):
+        raise ValueError(f"zoo entry {entry.name!r}: grootvl_core.models has no Hub-loadable class {entry.model_class!r}")
+    return cls
+
+
+def _offline_error(entry: ZooEntry, why: str) -> hub.OfflineError:
+    offline = available_offline()
+    listing = ", ".join(offline) if offline else "none (no bundled checkpoints or cached downloads found)"
+    return hub.OfflineError(
+        f"cannot load {entry.name!r}: {why}. Models that work offline now: {listing}. "
+        f"To use {entry.name!r}, run once with network access (unset HF_HUB_OFFLINE), or pass --weights PATH."
+    )
+
+
+def load_local_weights(entry: ZooEntry | str, path: str | os.PathLike, device: str | torch.device = "cpu", use_ema: bool = False) -> torch.nn.Module:
+    """An entry's model with weights from a local file or Hub-format folder (``--weights``).
+
+    Args:
+        entry: the zoo entry (architecture, config).
+        path: a folder with ``config.json`` + ``model.safetensors``, or a checkpoint file
+            (``.safetensors`` / official ``.pth``), loaded strictly.
+        device: target device.
+        use_ema: for training checkpoints, take ``model_ema``.
+
+    Returns:
+        The model in eval mode on ``device``.
+    """
+    entry = get_entry(entry)
+    path = Path(path)
+    if path.is_dir():
+        return hub.load_pretrained_folder(_model_class(entry), path, device=device)
+    _, filter_fn = resolve_architecture(entry.arch)
+    model = build_model(entry)
+    hub.load_weights(model, path, filter_fn=filter_fn, use_ema=use_ema)
+    return model.to(device).eval()
+
+
+def load_model(name: ZooEntry | str, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load a zoo model with its weights (bundled, converted cache, Hub, or official + convert).
+
+    Args:
+        name: zoo name (see :func:`list_models`).
+        device: target device.
+
+    Returns:
+        The model in eval mode on ``device``.
+
+    Raises:
+        ValueError: unknown name.
+        hub.OfflineError: the weights are not local and the network is off or unreachable (the
+            message lists :func:`available_offline`).
+        hub.CheckpointError: corrupt or mismatching weights (keys named).
+    """
+    entry = get_entry(name)
+    cls = _model_class(entry)
+    folder = bundled_dir(entry)
+    if folder is None and _is_model_folder(cache_dir(entry)):
+        folder = cache_dir(entry)
+    if folder is None:
+        folder = _hub_snapshot(entry)
+    if folder is not None:
+        return hub.load_pretrained_folder(cls, folder, device=device)
+
+    reasons = []
+    repo = hub_repo_id(entry)
+    if repo is not None:
+        try:
+            hub.hub_download(repo, hub.CONFIG_NAME, revision=entry.hub_revision)
+            weights = hub.hub_download(repo, hub.WEIGHTS_NAME, revision=entry.hub_revision)
+            return hub.load_pretrained_folder(cls, weights.parent, device=device)
+        except hub.OfflineError as exc:
+            reasons.append(str(exc))
+        except hub.CheckpointError as exc:
+            if entry.official is None:
+                raise
+            reasons.append(str(exc))  # repo not published: fall back to the official file
+    if entry.official is not None:
+        if hub.is_offline():
+            raise _offline_error(entry, "its weights are not cached and HF_HUB_OFFLINE=1 is set")
+        try:
+            return _convert_official(entry, device)
+        except hub.OfflineError as exc:
+            reasons.append(str(exc))
+    if not reasons:
+        raise ValueError(f"zoo entry {entry.name!r} names no weights (no bundled folder, Hub repo or official file)")
+    raise _offline_error(entry, "; ".join(reasons))
+
+
+def _convert_official(entry: ZooEntry, device: str | torch.device) -> torch.nn.Module:
+    """Download the official checkpoint, convert it once into the cache folder, load that."""
+    off = entry.official
+    raw = hub.gdrive_download(off.gdrive_id, hub.grootvl_home() / "downloads" / off.filename, size=off.size, sha256=off.sha256)
+    _, filter_fn = resolve_architecture(entry.arch)
+    target = cache_dir(entry)
+    tmp = target.with_name(target.name + ".tmp")
+    hub.convert_checkpoint(
+        raw, build_model(entry), tmp, filter_fn=filter_fn, use_ema=off.use_ema,
+        card=dict(title=entry.description or entry.name, arch=entry.arch, task=entry.task,
+                  metrics=entry.metrics, license=entry.license, repo_id=hub_repo_id(entry) or entry.name),
+    )
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    tmp.replace(target)
+    return hub.load_pretrained_folder(_model_class(entry), target, device=device)
