@@ -80,9 +80,10 @@ def _run_zoo(args: argparse.Namespace) -> int:
             "hub-cache": f"hub {zoo.hub_repo_id(e)} (cached)",
             "hub": f"hub {zoo.hub_repo_id(e)}" + (" / official gdrive" if e.official else ""),
             "official": f"official gdrive {e.official.gdrive_id}" if e.official else "-",
+            "official-downloaded": f"official file in {zoo.hub.grootvl_home() / 'downloads'} (converted on first load)",
         }.get(src, "-")
         metrics = ", ".join(f"{k} {v}" for k, v in e.metrics.items()) or "-"
-        rows.append((e.name, e.task, _format_params(e.params), e.flops or "-", metrics, "yes" if src in ("bundled", "cache", "hub-cache") else "no", where))
+        rows.append((e.name, e.task, _format_params(e.params), e.flops or "-", metrics, "yes" if src in zoo.OFFLINE_SOURCES else "no", where))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, r in enumerate(rows):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())

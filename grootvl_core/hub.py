@@ -535,11 +535,11 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None) -> Pa
         )
     except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
         raise CheckpointError(f"Hub repo {repo_id!r} (revision {revision or 'main'}) not found or not accessible: {_first_line(exc)}") from None
-    except EntryNotFoundError:
-        raise CheckpointError(f"Hub repo {repo_id!r} has no file {filename!r}") from None
-    except LocalEntryNotFoundError:
+    except LocalEntryNotFoundError:  # (a subclass of EntryNotFoundError in recent huggingface_hub)
         why = "HF_HUB_OFFLINE=1 is set" if offline else "the Hugging Face Hub could not be reached"
         raise OfflineError(f"{filename} of {repo_id} is not in the local cache and {why}") from None
+    except EntryNotFoundError:
+        raise CheckpointError(f"Hub repo {repo_id!r} has no file {filename!r}") from None
     except OSError as exc:  # connection errors surface as requests/httpx OSError subclasses
         raise OfflineError(f"could not download {filename} from {repo_id}: {_first_line(exc)}") from None
 

@@ -268,8 +268,8 @@ def _hub_snapshot(entry: ZooEntry) -> Path | None:
 
 
 def weights_source(entry: ZooEntry | str) -> str:
-    """Where the weights would come from now: ``bundled``, ``cache``, ``hub-cache``, ``hub``,
-    ``official`` (download + convert) or ``none``."""
+    """Where the weights would come from now: ``bundled``, ``cache``, ``hub-cache``,
+    ``official-downloaded`` (convert only), ``hub``, ``official`` (download + convert) or ``none``."""
     entry = get_entry(entry)
     if bundled_dir(entry):
         return "bundled"
@@ -277,6 +277,8 @@ def weights_source(entry: ZooEntry | str) -> str:
         return "cache"
     if _hub_snapshot(entry):
         return "hub-cache"
+    if entry.official and _official_path(entry).is_file():
+        return "official-downloaded"
     if entry.hub_repo:
         return "hub"
     if entry.official:
@@ -284,9 +286,17 @@ def weights_source(entry: ZooEntry | str) -> str:
     return "none"
 
 
+OFFLINE_SOURCES = ("bundled", "cache", "hub-cache", "official-downloaded")
+
+
+def _official_path(entry: ZooEntry) -> Path:
+    return hub.grootvl_home() / "downloads" / entry.official.filename
+
+
 def is_cached(name: ZooEntry | str) -> bool:
-    """True if the model loads without network (bundled, converted cache, or Hub cache)."""
-    return weights_source(name) in ("bundled", "cache", "hub-cache")
+    """True if the model loads without network (bundled, converted cache, Hub cache, or an
+    official file already downloaded and only waiting to be converted)."""
+    return weights_source(name) in OFFLINE_SOURCES
 
 
 def available_offline(task: str | None = None) -> list[str]:
@@ -398,6 +408,8 @@ def load_model(name: ZooEntry | str, device: str | torch.device = "cpu") -> torc
     if folder is not None:
         return hub.load_pretrained_folder(cls, folder, device=device)
 
+    if entry.official is not None and _official_path(entry).is_file():
+        return _convert_official(entry, device)  # downloaded earlier: no network needed
     reasons = []
     repo = hub_repo_id(entry)
     if repo is not None:
@@ -426,7 +438,7 @@ def load_model(name: ZooEntry | str, device: str | torch.device = "cpu") -> torc
 def _convert_official(entry: ZooEntry, device: str | torch.device) -> torch.nn.Module:
     """Download the official checkpoint, convert it once into the cache folder, load that."""
     off = entry.official
-    raw = hub.gdrive_download(off.gdrive_id, hub.grootvl_home() / "downloads" / off.filename, size=off.size, sha256=off.sha256)
+    raw = hub.gdrive_download(off.gdrive_id, _official_path(entry), size=off.size, sha256=off.sha256)
     _, filter_fn = resolve_architecture(entry.arch)
     target = cache_dir(entry)
     tmp = target.with_name(target.name + ".tmp")
