@@ -1,0 +1,366 @@
+"""The CUDA backend (csrc/cuda) against the pure-PyTorch reference (grootvl_core/ops/reference.py).
+
+Skipped without a GPU. On a GPU a failed CUDA build FAILS these tests (it does not fall back to the
+reference silently). The native functions are called directly and compared with the reference run
+on CPU copies: MST rows and BFS tables exactly (row order included), scans and their gradients
+to rounding. The public API is checked on CUDA for errors, gradcheck, half inputs and mutation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+
+import pytest
+import torch
+
+from grootvl_core import ops
+from grootvl_core.ops import reference
+
+backend_mod = importlib.import_module("grootvl_core.ops.backend")
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+DEV = "cuda"
+
+
+@pytest.fixture(scope="module")
+def native():
+    mod = backend_mod._load("cuda")
+    if mod is None:
+        pytest.fail(f"the CUDA build failed: {backend_mod.native_error('cuda')}")
+    assert mod.with_cuda
+    return mod
+
+
+@pytest.fixture
+def auto_backend(monkeypatch):
+    monkeypatch.setenv("GROOTVL_OPS", "native")
+
+
+# ----------------------------------------------------------------------------------------------
+# Tree builders (CPU, int64)
+# ----------------------------------------------------------------------------------------------
+
+
+def tree_rows(kind: str, v: int, rng: random.Random) -> list[tuple[int, int]]:
+    """Rows of a spanning tree over ``v`` vertices; each row's orientation is random."""
+    perm = list(range(v))
+    rng.shuffle(perm)
+    if kind == "chain":
+        rows = [(perm[i], perm[i + 1]) for i in range(v - 1)]
+    elif kind == "star":
+        rows = [(perm[0], perm[i]) for i in range(1, v)]
+    elif kind == "caterpillar":  # a spine with many leaves: wide levels, repeated parents
+        spine = perm[: max(1, v // 4)]
+        rows = [(spine[i], spine[i + 1]) for i in range(len(spine) - 1)]
+        rows += [(spine[rng.randrange(len(spine))], w) for w in perm[len(spine):]]
+    else:  # random recursive tree
+        rows = [(perm[k], perm[rng.randrange(k)]) for k in range(1, v)]
+    rows = [(s, t) if rng.random() < 0.5 else (t, s) for s, t in rows]
+    rng.shuffle(rows)
+    return rows
+
+
+def grid_mst(h: int, w: int, batch: int, seed: int, ties: bool = False):
+    g = torch.Generator().manual_seed(seed)
+    edges = ops.grid_edges(h, w)
+    if ties:
+        weights = torch.randint(0, 3, (batch, edges.shape[0]), generator=g).float()
+    else:
+        weights = torch.rand(batch, edges.shape[0], generator=g)
+    tree, ok = reference.mst(edges.expand(batch, -1, -1).contiguous(), weights, h * w)
+    assert bool(ok.all())
+    return tree.long()
+
+
+def tree_order(rows: torch.Tensor, root: int = 0):
+    """(order, parent, depth) of the reference BFS, CPU int64."""
+    order, parent, depth, ok = reference.bfs(rows, root)
+    assert bool(ok.all())
+    return order, parent, depth
+
+
+def dfs_order(rows: list[tuple[int, int]], v: int, root: int):
+    """A parent-before-child order that is NOT breadth-first (preorder DFS), with its tables."""
+    adj = [[] for _ in range(v)]
+    for s, t in rows:
+        adj[s].append(t)
+        adj[t].append(s)
+    order, parent, depth, pos = [], [], [], {}
+    stack = [(root, -1, 0)]
+    while stack:
+        cur, par, dep = stack.pop()
+        pos[cur] = len(order)
+        order.append(cur)
+        parent.append(pos[par] if par >= 0 else 0)
+        depth.append(dep)
+        for nb in reversed(adj[cur]):
+            if nb != par:
+                stack.append((nb, cur, dep + 1))
+    return (torch.tensor([order]), torch.tensor([parent]), torch.tensor([depth]))
+
+
+def scan_inputs(batch: int, d: int, v: int, dtype, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, d, v, generator=g, dtype=torch.float64)
+    a = torch.rand(batch, d, v, generator=g, dtype=torch.float64) * 0.9 + 0.05  # GrootV: exp(dt*A) in (0, 1)
+    return x.to(dtype), a.to(dtype)
+
+
+def assert_close(got: torch.Tensor, want: torch.Tensor, dtype, what: str):
+    got = got.detach().cpu().double()
+    want = want.detach().cpu().double()
+    scale = want.abs().max().clamp_min(1.0)
+    tol = 1e-10 if dtype == torch.float64 else 2e-5
+    err = (got - want).abs().max()
+    assert err <= tol * scale, f"{what}: max |cuda - reference| = {err:.3g} (scale {scale:.3g})"
+
+
+# ----------------------------------------------------------------------------------------------
+# MST
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 9), (9, 1), (2, 2), (7, 9), (16, 16), (56, 56)])
+@pytest.mark.parametrize("weights_kind", ["uniform", "ties", "special"])
+def test_mst_rows_equal_reference(native, h, w, weights_kind):
+    batch = 3
+    g = torch.Generator().manual_seed(h * 1000 + w)
+    edges = ops.grid_edges(h, w).expand(batch, -1, -1).contiguous()
+    n_e = edges.shape[1]
+    if weights_kind == "uniform":
+        weights = torch.rand(batch, n_e, generator=g)
+    elif weights_kind == "ties":
+        weights = torch.randint(0, 3, (batch, n_e), generator=g).float()
+    else:  # NaN (last), +-0 (equal), +-inf, negatives, exact ties
+        choices = torch.tensor([float("nan"), 0.0, -0.0, float("inf"), float("-inf"), -1.5, 1.0, 1.0])
+        weights = choices[torch.randint(0, len(choices), (batch, n_e), generator=g)]
+    want_tree, want_ok = reference.mst(edges, weights, h * w)
+    got_tree, got_ok = native.mst(edges.to(DEV), weights.to(DEV), h * w)
+    assert got_tree.dtype == torch.int32 and got_tree.shape == (batch, h * w - 1, 2)
+    assert torch.equal(got_ok.cpu(), want_ok)
+    assert torch.equal(got_tree.cpu(), want_tree), "tree rows (Kruskal order) differ from the reference"
+
+
+def test_mst_general_graphs_duplicates_and_self_loops(native):
+    rng = random.Random(1)
+    v, batch = 40, 4
+    rows = []
+    for _ in range(batch):
+        r = tree_rows("random", v, rng)
+        r += [(rng.randrange(v), rng.randrange(v)) for _ in range(60)]  # extra, duplicate, self-loop edges
+        r += [r[0], (5, 5)]
+        rng.shuffle(r)
+        rows.append(r)
+    edges = torch.tensor(rows)
+    weights = torch.randint(0, 5, (batch, edges.shape[1])).float()
+    want = reference.mst(edges, weights, v)
+    got = native.mst(edges.to(DEV), weights.to(DEV), v)
+    assert torch.equal(got[1].cpu(), want[1]) and bool(want[1].all())
+    assert torch.equal(got[0].cpu(), want[0])
+
+
+@pytest.mark.timeout(60)
+def test_mst_disconnected_terminates(native, auto_backend):
+    # {0,1,2} and {3,4} never meet; batch 1 is connected
+    edges = torch.tensor([[[0, 1], [1, 2], [3, 4], [0, 2]], [[0, 1], [1, 2], [2, 3], [3, 4]]])
+    weights = torch.rand(2, 4)
+    want_tree, want_ok = reference.mst(edges, weights, 5)
+    got_tree, got_ok = native.mst(edges.to(DEV), weights.to(DEV), 5)
+    assert got_ok.cpu().tolist() == [False, True] == want_ok.tolist()
+    assert torch.equal(got_tree.cpu(), want_tree)  # -1 padding included
+    # more vertices than edges can reach, and a graph with no edge at all
+    got_tree, got_ok = native.mst(edges.to(DEV), weights.to(DEV), 9)
+    assert not bool(got_ok.any())
+    with pytest.raises(ValueError, match="not connected"):
+        ops.minimum_spanning_tree(edges.to(DEV), weights.to(DEV), 5)
+
+
+# ----------------------------------------------------------------------------------------------
+# BFS
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["chain", "star", "random", "caterpillar"])
+@pytest.mark.parametrize("v", [2, 3, 33, 300, 3136])
+def test_bfs_equals_reference(native, kind, v):
+    rng = random.Random(v * 7 + len(kind))
+    batch = 3
+    rows = torch.tensor([tree_rows(kind, v, rng) for _ in range(batch)])
+    for root in (0, rng.randrange(v), v - 1):
+        want = reference.bfs(rows, root)
+        got = native.bfs(rows.to(DEV), root)
+        for name, g_, w_ in zip(("order", "parent", "depth", "ok"), got, want):
+            assert torch.equal(g_.cpu(), w_), f"{name} differs (kind={kind}, v={v}, root={root})"
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 17), (17, 1), (7, 9), (56, 56)])
+def test_mst_then_bfs_pipeline_equals_reference(native, h, w):
+    batch = 2
+    g = torch.Generator().manual_seed(h + 100 * w)
+    feat = torch.randn(batch, 8, h, w, generator=g)
+    edges = ops.grid_edges(h, w).expand(batch, -1, -1).contiguous()
+    weights = ops.cosine_edge_weights(feat)
+    tree_ref, _ = reference.mst(edges, weights, h * w)
+    tree, ok = native.mst(edges.to(DEV), weights.to(DEV), h * w)
+    assert bool(ok.all()) and torch.equal(tree.cpu(), tree_ref)
+    want = reference.bfs(tree_ref.long(), 0)
+    got = native.bfs(tree.long(), 0)
+    for g_, w_ in zip(got, want):
+        assert torch.equal(g_.cpu(), w_)
+
+
+@pytest.mark.timeout(60)
+def test_bfs_non_trees(native, auto_backend):
+    cases = [
+        torch.tensor([[[0, 1], [0, 1], [2, 3]]]),  # duplicate edge: 2-3 cut off
+        torch.tensor([[[0, 1], [1, 2], [2, 0], [3, 4]]]),  # cycle
+        torch.tensor([[[0, 0], [1, 2]]]),  # self-loop
+    ]
+    for rows in cases:
+        want = reference.bfs(rows, 0)
+        got = native.bfs(rows.to(DEV), 0)
+        assert not bool(got[3].item())
+        for g_, w_ in zip(got, want):
+            assert torch.equal(g_.cpu(), w_)
+    # ids out of range (only reachable without validation): ok False, all-zero tables
+    got = native.bfs(torch.tensor([[[0, 1], [1, 7]]], device=DEV), 0)
+    assert not bool(got[3].item()) and int(got[0].abs().sum()) == 0
+    with pytest.raises(ValueError, match="spanning tree"):
+        ops.bfs(cases[0].to(DEV))
+
+
+# ----------------------------------------------------------------------------------------------
+# Scans
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_scans(native, order, parent, depth, x, a, dtype, what):
+    """Forward and backward of both modes, CUDA vs reference on CPU."""
+    g = torch.randn_like(x)
+    dev = [t.to(DEV) for t in (order, parent, depth)]
+    xd, ad, gd = x.to(DEV), a.to(DEV), g.to(DEV)
+    x0, a0, g0 = xd.clone(), ad.clone(), gd.clone()
+
+    # the oracle runs in float64 on CPU, so the tolerance covers only the CUDA rounding
+    x, a, g = x.double(), a.double(), g.double()
+    y_ref, u_ref = reference.scan_full_fwd(x, a, order, parent, depth)
+    y, u = native.scan_full_fwd(xd, ad, *dev)
+    assert y.dtype == dtype and u.dtype == dtype
+    assert_close(y, y_ref, dtype, f"{what}: full forward y")
+    assert_close(u, u_ref, dtype, f"{what}: full forward u (sorted order)")
+    gx_ref, ga_ref = reference.scan_full_bwd(g, a, order, parent, depth, y_ref, u_ref)
+    gx, ga = native.scan_full_bwd(gd, ad, *dev, y, u)
+    assert_close(gx, gx_ref, dtype, f"{what}: full grad x")
+    assert_close(ga, ga_ref, dtype, f"{what}: full grad a")
+    root = order[:, 0]
+    assert (ga.cpu()[torch.arange(x.shape[0]), :, root] == 0).all(), "root gradient must be 0"
+
+    ys_ref = reference.scan_subtree_fwd(x, a, order, parent, depth)
+    ys = native.scan_subtree_fwd(xd, ad, *dev)
+    assert_close(ys, ys_ref, dtype, f"{what}: subtree forward")
+    gx_ref, ga_ref = reference.scan_subtree_bwd(g, a, order, parent, depth, ys_ref)
+    gx, ga = native.scan_subtree_bwd(gd, ad, *dev, ys)
+    assert_close(gx, gx_ref, dtype, f"{what}: subtree grad x")
+    assert_close(ga, ga_ref, dtype, f"{what}: subtree grad a")
+
+    assert torch.equal(xd, x0) and torch.equal(ad, a0) and torch.equal(gd, g0), "inputs were mutated"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["chain", "star", "random", "caterpillar"])
+@pytest.mark.parametrize("v,d", [(1, 3), (2, 1), (9, 33), (200, 40)])
+def test_scans_equal_reference_on_trees(native, dtype, kind, v, d):
+    rng = random.Random(v + d)
+    batch = 2
+    rows = torch.tensor([tree_rows(kind, v, rng) for _ in range(batch)]).reshape(batch, v - 1, 2)
+    root = rng.randrange(v)
+    order, parent, depth = tree_order(rows, root)
+    x, a = scan_inputs(batch, d, v, dtype, seed=v * d)
+    _check_scans(native, order, parent, depth, x, a, dtype, f"{kind} v={v} d={d} root={root}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 40), (40, 1), (7, 9)])
+def test_scans_equal_reference_on_grid_msts(native, dtype, h, w):
+    rows = grid_mst(h, w, 2, seed=h * w, ties=True)
+    order, parent, depth = tree_order(rows)
+    x, a = scan_inputs(2, 5, h * w, dtype, seed=1)
+    _check_scans(native, order, parent, depth, x, a, dtype, f"grid {h}x{w}")
+
+
+def test_scans_accept_any_parent_before_child_order(native):
+    rng = random.Random(5)
+    v = 120
+    rows = tree_rows("random", v, rng)
+    order, parent, depth = dfs_order(rows, v, root=3)
+    x, a = scan_inputs(1, 7, v, torch.float64, seed=2)
+    _check_scans(native, order, parent, depth, x, a, torch.float64, "preorder DFS")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scans_at_stage1_shape(native, dtype):
+    """GrootV-T stage 1: 56x56 grid MST, D = 160."""
+    rows = grid_mst(56, 56, 2, seed=56)
+    order, parent, depth = tree_order(rows)
+    x, a = scan_inputs(2, 160, 56 * 56, dtype, seed=3)
+    _check_scans(native, order, parent, depth, x, a, dtype, "56x56 D=160")
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API on CUDA
+# ----------------------------------------------------------------------------------------------
+
+
+def _public_tree(h: int, w: int, batch: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    feat = torch.randn(batch, 4, h, w, generator=g).to(DEV)
+    edges = ops.grid_edges(h, w, device=DEV)
+    return ops.bfs(ops.minimum_spanning_tree(edges, ops.cosine_edge_weights(feat), h * w))
+
+
+def test_backend_is_cuda(native):
+    assert ops.backend(DEV) == "cuda", backend_mod.native_error("cuda")
+
+
+@pytest.mark.parametrize("mode", ["full", "subtree"])
+def test_gradcheck_float64(native, auto_backend, mode):
+    tree = _public_tree(3, 4, 2, seed=4)
+    x, a = scan_inputs(2, 3, 12, torch.float64, seed=5)
+    x = x.to(DEV).requires_grad_()
+    a = a.to(DEV).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x_, a_: ops.tree_scan(x_, a_, tree, mode=mode), (x, a))
+
+
+@pytest.mark.parametrize("mode", ["full", "subtree"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_inputs(native, auto_backend, mode, dtype):
+    tree = _public_tree(6, 5, 2, seed=6)
+    x, a = scan_inputs(2, 8, 30, torch.float32, seed=7)
+    xh, ah = x.to(DEV, dtype).requires_grad_(), a.to(DEV, dtype).requires_grad_()
+    y = ops.tree_scan(xh, ah, tree, mode=mode)
+    assert y.dtype == dtype
+    want = ops.tree_scan_ref(xh.detach().float().cpu(), ah.detach().float().cpu(),
+                             ops.TreeOrder(*(t.cpu() for t in tree)), mode=mode)
+    assert torch.allclose(y.float().cpu(), want, rtol=2e-2, atol=2e-2)
+    y.float().sum().backward()
+    assert xh.grad.dtype == dtype and ah.grad.dtype == dtype
+    assert torch.isfinite(xh.grad.float()).all() and torch.isfinite(ah.grad.float()).all()
+
+
+@pytest.mark.parametrize("mode", ["full", "subtree"])
+def test_public_api_matches_reference_with_autograd(native, auto_backend, mode):
+    tree = _public_tree(9, 7, 3, seed=8)
+    x, a = scan_inputs(3, 35, 63, torch.float32, seed=9)
+    xd, ad = x.to(DEV).requires_grad_(), a.to(DEV).requires_grad_()
+    xr, ar = x.clone().requires_grad_(), a.clone().requires_grad_()
+    y = ops.tree_scan(xd, ad, tree, mode=mode)
+    y_ref = ops.tree_scan_ref(xr, ar, ops.TreeOrder(*(t.cpu() for t in tree)), mode=mode)
+    assert_close(y, y_ref, torch.float32, "public forward")
+    w = torch.randn_like(x)
+    (y * w.to(DEV)).sum().backward()
+    (y_ref * w).sum().backward()
+    assert_close(xd.grad, xr.grad, torch.float32, "public grad x")
+    assert_close(ad.grad, ar.grad, torch.float32, "public grad a")
