@@ -41,6 +41,8 @@ __all__ = [
     "OfficialCheckpoint",
     "ZooEntry",
     "MODELS",
+    "TASKS",
+    "OFFLINE_SOURCES",
     "register",
     "list_models",
     "get_entry",
