@@ -1,10 +1,11 @@
 // Shared machinery of the CPU tree scans (csrc/cpu/scan_full.cpp, csrc/cpu/scan_subtree.cpp).
 //
 // The scans walk BFS positions with a data-dependent parent gather, while channels are
-// independent. So each task owns one (batch, block of kBlock channels) tile and keeps it in a
-// position-major scratch buffer `[V][kBlock]`: the per-position inner loop then runs over
-// kBlock contiguous channels (one 64-byte line, vectorised), and the gathers move whole lines.
-// Partial channel blocks are zero-padded in scratch, so every inner loop has a constant trip count.
+// independent. So each task owns one (batch, block of kBlock channels) tile and transposes it
+// into a vertex-major scratch buffer `[V][kBlock]` (a plain blocked transpose, no permutation):
+// the per-position inner loop then runs over kBlock contiguous channels (one 64-byte line,
+// vectorised) and every tree gather moves a whole line. Partial channel blocks are zero-padded
+// in scratch, so every inner loop has a constant trip count.
 #pragma once
 
 #include "tree_scan.h"
@@ -16,6 +17,11 @@
 #include <cstring>
 #include <memory>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#include <xmmintrin.h>
+#endif
 
 namespace grootvl {
 namespace cpu {
@@ -60,81 +66,98 @@ struct Tile {
   const int64_t* parent;  // parent[b]
 };
 
-// dst[i][k] = src[k][order[i]]  (vertex space -> position-major scratch; padding zeroed)
+// Square block transpose dst[c * ds + r] = src[r * ss + c] for r, c < R, R = 16 bytes / scalar:
+// 4x4 floats or 2x2 doubles in SSE registers where available, a scalar loop elsewhere.
 template <typename scalar_t>
-inline void gather_sorted(const Tile<scalar_t>& t, const scalar_t* src, scalar_t* dst) {
+constexpr int64_t transpose_width() {
+  return 16 / static_cast<int64_t>(sizeof(scalar_t));
+}
+
+template <typename scalar_t>
+inline void transpose_square(const scalar_t* __restrict src, int64_t ss, scalar_t* __restrict dst, int64_t ds) {
+  constexpr int64_t R = transpose_width<scalar_t>();
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t c = 0; c < R; ++c) dst[c * ds + r] = src[r * ss + c];
+}
+
+#if defined(__SSE2__)
+template <>
+inline void transpose_square<float>(const float* __restrict src, int64_t ss, float* __restrict dst, int64_t ds) {
+  __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + ss);
+  __m128 r2 = _mm_loadu_ps(src + 2 * ss), r3 = _mm_loadu_ps(src + 3 * ss);
+  _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+  _mm_storeu_ps(dst, r0);
+  _mm_storeu_ps(dst + ds, r1);
+  _mm_storeu_ps(dst + 2 * ds, r2);
+  _mm_storeu_ps(dst + 3 * ds, r3);
+}
+
+template <>
+inline void transpose_square<double>(const double* __restrict src, int64_t ss, double* __restrict dst, int64_t ds) {
+  const __m128d r0 = _mm_loadu_pd(src), r1 = _mm_loadu_pd(src + ss);
+  _mm_storeu_pd(dst, _mm_unpacklo_pd(r0, r1));
+  _mm_storeu_pd(dst + ds, _mm_unpackhi_pd(r0, r1));
+}
+#endif
+
+// dst[v][k] = src[k][v] for the tile's channels: (B, D, V) -> [V][kBlock] scratch, padding
+// channels zeroed.
+template <typename scalar_t>
+inline void load_tile(const Tile<scalar_t>& t, const scalar_t* __restrict src, scalar_t* __restrict dst) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
+  constexpr int64_t R = transpose_width<scalar_t>();
   const scalar_t* s = src + t.offset;
-  if (t.nk == K) {
-    for (int64_t i = 0; i < t.n; ++i) {
-      const int64_t v = t.order[i];
-      scalar_t* row = dst + i * K;
-      for (int64_t k = 0; k < K; ++k) row[k] = s[k * t.n + v];
-    }
-  } else {
-    for (int64_t i = 0; i < t.n; ++i) {
-      const int64_t v = t.order[i];
-      scalar_t* row = dst + i * K;
-      int64_t k = 0;
-      for (; k < t.nk; ++k) row[k] = s[k * t.n + v];
-      for (; k < K; ++k) row[k] = scalar_t(0);
+  const int64_t n = t.n, kfull = t.nk / R * R, vfull = n / R * R;
+  for (int64_t v0 = 0; v0 < vfull; v0 += R)
+    for (int64_t k0 = 0; k0 < kfull; k0 += R) transpose_square(s + k0 * n + v0, n, dst + v0 * K + k0, K);
+  for (int64_t v = vfull; v < n; ++v)
+    for (int64_t k = 0; k < kfull; ++k) dst[v * K + k] = s[k * n + v];
+  if (kfull < K) {
+    for (int64_t v = 0; v < n; ++v) {
+      int64_t k = kfull;
+      for (; k < t.nk; ++k) dst[v * K + k] = s[k * n + v];
+      for (; k < K; ++k) dst[v * K + k] = scalar_t(0);
     }
   }
 }
 
-// dst[k][order[i]] = src[i][k]  (position-major scratch -> vertex space)
+// dst[k][v] = src[v][k] for the tile's real channels: [V][kBlock] scratch -> (B, D, V).
 template <typename scalar_t>
-inline void scatter_vertex(const Tile<scalar_t>& t, const scalar_t* src, scalar_t* dst) {
+inline void store_tile(const Tile<scalar_t>& t, const scalar_t* __restrict src, scalar_t* __restrict dst) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
+  constexpr int64_t R = transpose_width<scalar_t>();
   scalar_t* d = dst + t.offset;
-  if (t.nk == K) {
-    for (int64_t i = 0; i < t.n; ++i) {
-      const int64_t v = t.order[i];
-      const scalar_t* row = src + i * K;
-      for (int64_t k = 0; k < K; ++k) d[k * t.n + v] = row[k];
-    }
-  } else {
-    for (int64_t i = 0; i < t.n; ++i) {
-      const int64_t v = t.order[i];
-      const scalar_t* row = src + i * K;
-      for (int64_t k = 0; k < t.nk; ++k) d[k * t.n + v] = row[k];
-    }
-  }
+  const int64_t n = t.n, kfull = t.nk / R * R, vfull = n / R * R;
+  for (int64_t v0 = 0; v0 < vfull; v0 += R)
+    for (int64_t k0 = 0; k0 < kfull; k0 += R) transpose_square(src + v0 * K + k0, K, d + k0 * n + v0, n);
+  for (int64_t v = vfull; v < n; ++v)
+    for (int64_t k = 0; k < kfull; ++k) d[k * n + v] = src[v * K + k];
+  for (int64_t k = kfull; k < t.nk; ++k)
+    for (int64_t v = 0; v < n; ++v) d[k * n + v] = src[v * K + k];
 }
 
-// dst[k][i] = src[i][k]  (position-major scratch -> sorted space (B, D, V))
+// up[k] += e[k] * u[k] over one line; the pointers never alias (a vertex and its parent).
 template <typename scalar_t>
-inline void store_sorted(const Tile<scalar_t>& t, const scalar_t* src, scalar_t* dst) {
+inline void axpy_line(scalar_t* __restrict up, const scalar_t* __restrict e, const scalar_t* __restrict u) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
-  scalar_t* d = dst + t.offset;
-  for (int64_t k = 0; k < t.nk; ++k) {
-    scalar_t* out = d + k * t.n;
-    for (int64_t i = 0; i < t.n; ++i) out[i] = src[i * K + k];
-  }
+  for (int64_t k = 0; k < K; ++k) up[k] += e[k] * u[k];
 }
 
-// dst[i][k] = src[k][i]  (sorted space (B, D, V) -> position-major scratch; padding zeroed)
+// Pass 1 (leaf to root) on vertex-major scratch, in place: U[v(p(i))] += e[v(i)] * U[v(i)] for
+// positions i = V-1 .. 1. If `sorted` is given, it receives the finished U of every position in
+// position order (sorted[i] = U[v(i)]), which is what the full scan's backward needs.
 template <typename scalar_t>
-inline void load_sorted(const Tile<scalar_t>& t, const scalar_t* src, scalar_t* dst) {
-  constexpr int64_t K = Tile<scalar_t>::kBlock;
-  const scalar_t* s = src + t.offset;
-  if (t.nk < K) std::fill(dst, dst + t.n * K, scalar_t(0));
-  for (int64_t k = 0; k < t.nk; ++k) {
-    const scalar_t* in = s + k * t.n;
-    for (int64_t i = 0; i < t.n; ++i) dst[i * K + k] = in[i];
-  }
-}
-
-// Pass 1 (leaf to root), in place: U[p(i)] += e_i * U[i] for i = V-1 .. 1.
-template <typename scalar_t>
-inline void leaf_to_root(const Tile<scalar_t>& t, const scalar_t* e, scalar_t* u) {
+inline void leaf_to_root(const Tile<scalar_t>& t, const scalar_t* e, scalar_t* u, scalar_t* sorted) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
   for (int64_t i = t.n - 1; i >= 1; --i) {
-    scalar_t* up = u + t.parent[i] * K;
-    const scalar_t* ui = u + i * K;
-    const scalar_t* ei = e + i * K;
-    for (int64_t k = 0; k < K; ++k) up[k] += ei[k] * ui[k];
+    const int64_t v = t.order[i];
+    scalar_t* up = u + t.order[t.parent[i]] * K;
+    const scalar_t* ui = u + v * K;
+    const scalar_t* ei = e + v * K;
+    axpy_line<scalar_t>(up, ei, ui);
+    if (sorted != nullptr) std::memcpy(sorted + i * K, ui, K * sizeof(scalar_t));
   }
+  if (sorted != nullptr) std::memcpy(sorted, u + t.order[0] * K, K * sizeof(scalar_t));
 }
 
 // Runs `fn(tile, scratch)` for every (batch, channel block) of a (B, D, V) problem, in parallel;

@@ -14,15 +14,36 @@ namespace {
 
 using cpu::Tile;
 
-// Pass 2, in place on the pass-1 buffer: Y[i] = (1 - e_i^2) U[i] + e_i Y[p(i)].
+// u[k] = (1 - e[k]^2) u[k] + e[k] yp[k] over one line (a vertex and its parent: no aliasing).
+template <typename scalar_t>
+inline void prop_line(scalar_t* __restrict u, const scalar_t* __restrict e, const scalar_t* __restrict yp) {
+  constexpr int64_t K = Tile<scalar_t>::kBlock;
+  for (int64_t k = 0; k < K; ++k) u[k] = (scalar_t(1) - e[k] * e[k]) * u[k] + e[k] * yp[k];
+}
+
+// One position of the backward pass 2: forms grad_e in place of e and Yg in place of Ug.
+template <typename scalar_t>
+inline void full_grad_line(scalar_t* __restrict g, scalar_t* __restrict e, const scalar_t* __restrict ux,
+                           const scalar_t* __restrict yx_p, const scalar_t* __restrict yg_p) {
+  constexpr int64_t K = Tile<scalar_t>::kBlock;
+  for (int64_t k = 0; k < K; ++k) {
+    const scalar_t ek = e[k], ug = g[k], uk = ux[k];
+    e[k] = ug * (yx_p[k] - ek * uk) + uk * (yg_p[k] - ek * ug);
+    g[k] = (scalar_t(1) - ek * ek) * ug + ek * yg_p[k];
+  }
+}
+
+// Pass 2 on vertex-major scratch, in place on the pass-1 result:
+// Y[v(i)] = (1 - e^2) U[v(i)] + e Y[v(p(i))] with e = e[v(i)], positions 1 .. V-1.
 template <typename scalar_t>
 inline void root_to_leaf_full(const Tile<scalar_t>& t, const scalar_t* e, scalar_t* u) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
   for (int64_t i = 1; i < t.n; ++i) {
-    const scalar_t* yp = u + t.parent[i] * K;
-    scalar_t* ui = u + i * K;
-    const scalar_t* ei = e + i * K;
-    for (int64_t k = 0; k < K; ++k) ui[k] = (scalar_t(1) - ei[k] * ei[k]) * ui[k] + ei[k] * yp[k];
+    const int64_t v = t.order[i];
+    const scalar_t* yp = u + t.order[t.parent[i]] * K;
+    scalar_t* ui = u + v * K;
+    const scalar_t* ei = e + v * K;
+    prop_line<scalar_t>(ui, ei, yp);
   }
 }
 
@@ -42,15 +63,16 @@ Pair scan_full_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& order, co
     const scalar_t* ap = ac.data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
     scalar_t* up = u.data_ptr<scalar_t>();
-    cpu::for_each_tile<scalar_t>(batch, channels, n, order, parent, 2, [&](const Tile<scalar_t>& t, scalar_t* s) {
-      scalar_t* buf_u = s;
-      scalar_t* buf_e = s + n * K;
-      cpu::gather_sorted(t, xp, buf_u);
-      cpu::gather_sorted(t, ap, buf_e);
-      cpu::leaf_to_root(t, buf_e, buf_u);
-      cpu::store_sorted(t, buf_u, up);
-      root_to_leaf_full(t, buf_e, buf_u);
-      cpu::scatter_vertex(t, buf_u, yp);
+    cpu::for_each_tile<scalar_t>(batch, channels, n, order, parent, 3, [&](const Tile<scalar_t>& t, scalar_t* s) {
+      scalar_t* buf_x = s;              // x -> U (pass 1) -> Y (pass 2), vertex-major
+      scalar_t* buf_e = s + n * K;      // a, vertex-major
+      scalar_t* buf_u = s + 2 * n * K;  // U, position-major
+      cpu::load_tile(t, xp, buf_x);
+      cpu::load_tile(t, ap, buf_e);
+      cpu::leaf_to_root(t, buf_e, buf_x, buf_u);
+      cpu::store_tile(t, buf_u, up);
+      root_to_leaf_full(t, buf_e, buf_x);
+      cpu::store_tile(t, buf_x, yp);
     });
   });
   return {y, u};
@@ -73,31 +95,23 @@ Pair scan_full_bwd_cpu(const Tensor& g, const Tensor& a, const Tensor& order, co
     scalar_t* gxp = grad_x.data_ptr<scalar_t>();
     scalar_t* gap = grad_a.data_ptr<scalar_t>();
     cpu::for_each_tile<scalar_t>(batch, channels, n, order, parent, 4, [&](const Tile<scalar_t>& t, scalar_t* s) {
-      scalar_t* buf_g = s;          // g -> Ug (pass 1) -> Yg (pass 2, in place)
-      scalar_t* buf_e = s + n * K;  // e -> grad_e (in place, position by position)
-      scalar_t* buf_yx = s + 2 * n * K;
-      scalar_t* buf_ux = s + 3 * n * K;
-      cpu::gather_sorted(t, gp, buf_g);
-      cpu::gather_sorted(t, ap, buf_e);
-      cpu::gather_sorted(t, yxp, buf_yx);
-      cpu::load_sorted(t, uxp, buf_ux);
-      cpu::leaf_to_root(t, buf_e, buf_g);
+      scalar_t* buf_g = s;               // g -> Ug (pass 1) -> Yg (pass 2, in place), vertex-major
+      scalar_t* buf_e = s + n * K;       // a -> grad_a (in place, vertex by vertex), vertex-major
+      scalar_t* buf_yx = s + 2 * n * K;  // forward y, vertex-major
+      scalar_t* buf_ux = s + 3 * n * K;  // forward U, position-major
+      cpu::load_tile(t, gp, buf_g);
+      cpu::load_tile(t, ap, buf_e);
+      cpu::load_tile(t, yxp, buf_yx);
+      cpu::load_tile(t, uxp, buf_ux);
+      cpu::leaf_to_root<scalar_t>(t, buf_e, buf_g, nullptr);
       for (int64_t i = 1; i < n; ++i) {
-        const int64_t p = t.parent[i];
-        const scalar_t* yg_p = buf_g + p * K;
-        const scalar_t* yx_p = buf_yx + p * K;
-        const scalar_t* ux_i = buf_ux + i * K;
-        scalar_t* g_i = buf_g + i * K;
-        scalar_t* e_i = buf_e + i * K;
-        for (int64_t k = 0; k < K; ++k) {
-          const scalar_t e = e_i[k], ug = g_i[k], ux = ux_i[k];
-          e_i[k] = ug * (yx_p[k] - e * ux) + ux * (yg_p[k] - e * ug);
-          g_i[k] = (scalar_t(1) - e * e) * ug + e * yg_p[k];
-        }
+        const int64_t v = t.order[i], pv = t.order[t.parent[i]];
+        full_grad_line<scalar_t>(buf_g + v * K, buf_e + v * K, buf_ux + i * K, buf_yx + pv * K, buf_g + pv * K);
       }
-      for (int64_t k = 0; k < K; ++k) buf_e[k] = scalar_t(0);  // the root has no edge
-      cpu::scatter_vertex(t, buf_g, gxp);
-      cpu::scatter_vertex(t, buf_e, gap);
+      scalar_t* e_root = buf_e + t.order[0] * K;
+      for (int64_t k = 0; k < K; ++k) e_root[k] = scalar_t(0);  // the root has no edge
+      cpu::store_tile(t, buf_g, gxp);
+      cpu::store_tile(t, buf_e, gap);
     });
   });
   return {grad_x, grad_a};

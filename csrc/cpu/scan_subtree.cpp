@@ -11,6 +11,22 @@ namespace grootvl {
 
 using cpu::Tile;
 
+namespace {
+
+// One position of the subtree backward: grad_e in place of e, G in place of g (G_p is final).
+template <typename scalar_t>
+inline void subtree_grad_line(scalar_t* __restrict g, scalar_t* __restrict e, const scalar_t* __restrict y,
+                              const scalar_t* __restrict g_p) {
+  constexpr int64_t K = Tile<scalar_t>::kBlock;
+  for (int64_t k = 0; k < K; ++k) {
+    const scalar_t ek = e[k];
+    e[k] = g_p[k] * y[k];
+    g[k] += ek * g_p[k];
+  }
+}
+
+}  // namespace
+
 Tensor scan_subtree_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent,
                             const Tensor& depth) {
   (void)depth;  // the CPU walks positions sequentially; depth levels are not needed
@@ -24,12 +40,12 @@ Tensor scan_subtree_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& orde
     const scalar_t* ap = ac.data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
     cpu::for_each_tile<scalar_t>(batch, channels, n, order, parent, 2, [&](const Tile<scalar_t>& t, scalar_t* s) {
-      scalar_t* buf_u = s;
-      scalar_t* buf_e = s + n * K;
-      cpu::gather_sorted(t, xp, buf_u);
-      cpu::gather_sorted(t, ap, buf_e);
-      cpu::leaf_to_root(t, buf_e, buf_u);
-      cpu::scatter_vertex(t, buf_u, yp);
+      scalar_t* buf_x = s;          // x -> U (pass 1), vertex-major
+      scalar_t* buf_e = s + n * K;  // a, vertex-major
+      cpu::load_tile(t, xp, buf_x);
+      cpu::load_tile(t, ap, buf_e);
+      cpu::leaf_to_root<scalar_t>(t, buf_e, buf_x, nullptr);
+      cpu::store_tile(t, buf_x, yp);
     });
   });
   return y;
@@ -51,26 +67,20 @@ Pair scan_subtree_bwd_cpu(const Tensor& g, const Tensor& a, const Tensor& order,
     scalar_t* gxp = grad_x.data_ptr<scalar_t>();
     scalar_t* gap = grad_a.data_ptr<scalar_t>();
     cpu::for_each_tile<scalar_t>(batch, channels, n, order, parent, 3, [&](const Tile<scalar_t>& t, scalar_t* s) {
-      scalar_t* buf_g = s;          // g -> G (prefix over ancestors, in place)
-      scalar_t* buf_e = s + n * K;  // e -> grad_e (in place, position by position)
-      scalar_t* buf_y = s + 2 * n * K;
-      cpu::gather_sorted(t, gp, buf_g);
-      cpu::gather_sorted(t, ap, buf_e);
-      cpu::gather_sorted(t, yp, buf_y);
+      scalar_t* buf_g = s;              // g -> G (prefix over ancestors, in place), vertex-major
+      scalar_t* buf_e = s + n * K;      // a -> grad_a (in place, vertex by vertex), vertex-major
+      scalar_t* buf_y = s + 2 * n * K;  // forward y, vertex-major
+      cpu::load_tile(t, gp, buf_g);
+      cpu::load_tile(t, ap, buf_e);
+      cpu::load_tile(t, yp, buf_y);
       for (int64_t i = 1; i < n; ++i) {
-        const scalar_t* g_p = buf_g + t.parent[i] * K;
-        const scalar_t* y_i = buf_y + i * K;
-        scalar_t* g_i = buf_g + i * K;
-        scalar_t* e_i = buf_e + i * K;
-        for (int64_t k = 0; k < K; ++k) {
-          const scalar_t e = e_i[k];
-          e_i[k] = g_p[k] * y_i[k];
-          g_i[k] += e * g_p[k];
-        }
+        const int64_t v = t.order[i];
+        subtree_grad_line<scalar_t>(buf_g + v * K, buf_e + v * K, buf_y + v * K, buf_g + t.order[t.parent[i]] * K);
       }
-      for (int64_t k = 0; k < K; ++k) buf_e[k] = scalar_t(0);  // the root has no edge
-      cpu::scatter_vertex(t, buf_g, gxp);
-      cpu::scatter_vertex(t, buf_e, gap);
+      scalar_t* e_root = buf_e + t.order[0] * K;
+      for (int64_t k = 0; k < K; ++k) e_root[k] = scalar_t(0);  // the root has no edge
+      cpu::store_tile(t, buf_g, gxp);
+      cpu::store_tile(t, buf_e, gap);
     });
   });
   return {grad_x, grad_a};
