@@ -18,7 +18,15 @@ from PIL import Image
 
 from .zoo import Preprocess, ZooEntry, get_entry, load_local_weights, load_model
 
-__all__ = ["Prediction", "Classifier", "ImageTransform", "build_transform", "to_pil_rgb", "label_names", "MAX_PIXELS"]
+__all__ = [
+    "Prediction",
+    "Classifier",
+    "ImageTransform",
+    "build_transform",
+    "to_pil_rgb",
+    "label_names",
+    "MAX_PIXELS",
+]
 
 MAX_PIXELS = 100_000_000  # larger images are refused (decompression-bomb guard)
 
@@ -44,13 +52,17 @@ def build_transform(pre: Preprocess):
     try:
         interp = InterpolationMode(pre.interpolation)
     except ValueError:
-        raise ValueError(f"unknown interpolation {pre.interpolation!r}; use 'bicubic', 'bilinear' or 'nearest'") from None
-    return transforms.Compose([
-        transforms.Resize(pre.resize, interpolation=interp),
-        transforms.CenterCrop(pre.input_size),
-        transforms.ToTensor(),
-        transforms.Normalize(pre.mean, pre.std),
-    ])
+        raise ValueError(
+            f"unknown interpolation {pre.interpolation!r}; use 'bicubic', 'bilinear' or 'nearest'"
+        ) from None
+    return transforms.Compose(
+        [
+            transforms.Resize(pre.resize, interpolation=interp),
+            transforms.CenterCrop(pre.input_size),
+            transforms.ToTensor(),
+            transforms.Normalize(pre.mean, pre.std),
+        ]
+    )
 
 
 class ImageTransform:
@@ -117,7 +129,9 @@ def _array_to_pil(arr: np.ndarray) -> Image.Image:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ValueError(f"image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {arr.shape}")
+        raise ValueError(
+            f"image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {arr.shape}"
+        )
     if arr.size == 0:
         raise ValueError(f"image array is empty (shape {arr.shape})")
     if arr.dtype == np.uint16:
@@ -165,7 +179,12 @@ class Classifier:
         labels: ``"imagenet-1k"``, a list of ``K`` names, or None.
     """
 
-    def __init__(self, model: torch.nn.Module, preprocess: Preprocess = Preprocess(), labels: str | Sequence[str] | None = "imagenet-1k"):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        preprocess: Preprocess = Preprocess(),
+        labels: str | Sequence[str] | None = "imagenet-1k",
+    ):
         self.model = model.eval()
         self.preprocess = preprocess
         self.transform = ImageTransform(preprocess)
@@ -173,7 +192,13 @@ class Classifier:
         self._labels: list[str] | None = None
 
     @classmethod
-    def from_zoo(cls, name: str | ZooEntry, device: str | torch.device = "cpu", weights: str | None = None, use_ema: bool = False) -> "Classifier":
+    def from_zoo(
+        cls,
+        name: str | ZooEntry,
+        device: str | torch.device = "cpu",
+        weights: str | None = None,
+        use_ema: bool = False,
+    ) -> "Classifier":
         """Build from a zoo entry; ``weights`` (file or Hub folder) overrides where weights come from."""
         entry = get_entry(name)
         if entry.task != "classification":

@@ -27,12 +27,21 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
 def _add_classify(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("classify", help="top-k classes of one or more images",
-                       description="Classify images with a zoo model (ImageNet labels from timm for ImageNet models).")
+    p = sub.add_parser(
+        "classify",
+        help="top-k classes of one or more images",
+        description="Classify images with a zoo model (ImageNet labels from timm for ImageNet models).",
+    )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any PIL-readable format)")
     p.add_argument("--model", default="grootv-t", help="zoo name (default: grootv-t; see `zoo`)")
-    p.add_argument("--weights", metavar="PATH_OR_DIR", help="local checkpoint file or config.json+model.safetensors folder")
-    p.add_argument("--ema", action="store_true", help="with --weights on a training checkpoint: use model_ema")
+    p.add_argument(
+        "--weights",
+        metavar="PATH_OR_DIR",
+        help="local checkpoint file or config.json+model.safetensors folder",
+    )
+    p.add_argument(
+        "--ema", action="store_true", help="with --weights on a training checkpoint: use model_ema"
+    )
     p.add_argument("--topk", type=int, default=5, help="answers per image (default 5)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     return p
@@ -58,7 +67,11 @@ def _run_classify(args: argparse.Namespace) -> int:
 
 
 def _add_zoo(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("zoo", help="list the named models", description="List the zoo: task, size, reported metrics, where weights come from.")
+    p = sub.add_parser(
+        "zoo",
+        help="list the named models",
+        description="List the zoo: task, size, reported metrics, where weights come from.",
+    )
     p.add_argument("--task", choices=("classification", "segmentation", "generation"), help="only this task")
     return p
 
@@ -83,7 +96,17 @@ def _run_zoo(args: argparse.Namespace) -> int:
             "official-downloaded": f"official file in {zoo.hub.grootvl_home() / 'downloads'} (converted on first load)",
         }.get(src, "-")
         metrics = ", ".join(f"{k} {v}" for k, v in e.metrics.items()) or "-"
-        rows.append((e.name, e.task, _format_params(e.params), e.flops or "-", metrics, "yes" if src in zoo.OFFLINE_SOURCES else "no", where))
+        rows.append(
+            (
+                e.name,
+                e.task,
+                _format_params(e.params),
+                e.flops or "-",
+                metrics,
+                "yes" if src in zoo.OFFLINE_SOURCES else "no",
+                where,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, r in enumerate(rows):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -100,13 +123,27 @@ def _run_zoo(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("evaluate", help="top-1/top-5 on an ImageNet-style val folder (single process or torchrun)",
-                       description="Evaluate a zoo model on an ImageFolder (one sub-folder per class, sorted = class index). "
-                                   "Run under `torchrun --nproc_per_node N -m grootvl_core evaluate ...` for several processes.")
+    p = sub.add_parser(
+        "evaluate",
+        help="top-1/top-5 on an ImageNet-style val folder (single process or torchrun)",
+        description="Evaluate a zoo model on an ImageFolder (one sub-folder per class, sorted = class index). "
+        "Run under `torchrun --nproc_per_node N -m grootvl_core evaluate ...` for several processes.",
+    )
     p.add_argument("--model", required=True, help="zoo name (gives architecture and preprocessing)")
-    p.add_argument("--data", required=True, metavar="IMAGENET_VAL_DIR", help="folder of class sub-folders (or the ImageNet root holding val/)")
-    p.add_argument("--weights", metavar="PATH_OR_DIR", help="local checkpoint file or config.json+model.safetensors folder")
-    p.add_argument("--ema", action="store_true", help="with --weights on a training checkpoint: use model_ema")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="IMAGENET_VAL_DIR",
+        help="folder of class sub-folders (or the ImageNet root holding val/)",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="PATH_OR_DIR",
+        help="local checkpoint file or config.json+model.safetensors folder",
+    )
+    p.add_argument(
+        "--ema", action="store_true", help="with --weights on a training checkpoint: use model_ema"
+    )
     p.add_argument("--batch-size", type=int, default=64, help="images per batch per process (default 64)")
     p.add_argument("--workers", type=int, default=4, help="data-loading workers per process (default 4)")
     p.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK if available, else cpu")
@@ -130,8 +167,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             model = zoo.load_local_weights(entry, args.weights, device, use_ema=args.ema)
         else:
             model = zoo.load_model(entry, device)
-        result = evaluate_folder(model, args.data, ImageTransform(entry.preprocess), batch_size=args.batch_size,
-                                 workers=args.workers, device=device, progress=not args.no_progress)
+        result = evaluate_folder(
+            model,
+            args.data,
+            ImageTransform(entry.preprocess),
+            batch_size=args.batch_size,
+            workers=args.workers,
+            device=device,
+            progress=not args.no_progress,
+        )
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
@@ -148,9 +192,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_convert(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("convert", help="official/training checkpoint -> Hub folder (config.json, model.safetensors, README.md)",
-                       description="Convert a checkpoint (official .pth training checkpoint, bare state dict or safetensors) "
-                                   "into a Hugging Face folder, loaded safely and strictly.")
+    p = sub.add_parser(
+        "convert",
+        help="official/training checkpoint -> Hub folder (config.json, model.safetensors, README.md)",
+        description="Convert a checkpoint (official .pth training checkpoint, bare state dict or safetensors) "
+        "into a Hugging Face folder, loaded safely and strictly.",
+    )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="source file")
     p.add_argument("--arch", required=True, help="architecture, e.g. grootv_tiny, grootv_small, grootv_base")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -166,11 +213,18 @@ def _run_convert(args: argparse.Namespace) -> int:
     factory, filter_fn = zoo.resolve_architecture(args.arch)
     entries = [zoo.get_entry(n) for n in zoo.list_models() if zoo.get_entry(n).arch == args.arch]
     entry = entries[0] if entries else None
-    card = dict(arch=args.arch, title=(entry.description if entry else args.arch), task=(entry.task if entry else "classification"),
-                metrics=(entry.metrics if entry else {}), license=(entry.license if entry else "apache-2.0"),
-                repo_id=args.push_to_hub or args.out)
+    card = dict(
+        arch=args.arch,
+        title=(entry.description if entry else args.arch),
+        task=(entry.task if entry else "classification"),
+        metrics=(entry.metrics if entry else {}),
+        license=(entry.license if entry else "other"),
+        repo_id=args.push_to_hub or args.out,
+    )
     model = factory(pretrained=False)
-    out = hub.convert_checkpoint(args.checkpoint, model, args.out, filter_fn=filter_fn, use_ema=args.ema, card=card)
+    out = hub.convert_checkpoint(
+        args.checkpoint, model, args.out, filter_fn=filter_fn, use_ema=args.ema, card=card
+    )
     print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
     if args.push_to_hub:
         url = hub.push_folder(out, args.push_to_hub, private=args.private or None)
@@ -193,7 +247,9 @@ COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``grootvl`` argument parser with one sub-parser per entry of :data:`COMMANDS`."""
-    parser = argparse.ArgumentParser(prog="python -m grootvl_core", description="GrootVL: tree-topology state space models.")
+    parser = argparse.ArgumentParser(
+        prog="python -m grootvl_core", description="GrootVL: tree-topology state space models."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (add, run) in COMMANDS.items():
@@ -220,7 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as exc:  # environment state (e.g. --device cuda without a GPU)
         if os.environ.get("GROOTVL_DEBUG"):
             raise
-        print(f"error: {str(exc).strip().splitlines()[0]} (set GROOTVL_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"error: {str(exc).strip().splitlines()[0]} (set GROOTVL_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -157,7 +157,9 @@ class PickledObjectStub(dict, metaclass=_StubMeta):
 
 
 def _stub_class(module: str, name: str) -> type:
-    return _StubMeta(name, (PickledObjectStub,), {"_pickled_name": f"{module}.{name}", "__module__": "grootvl_core.hub"})
+    return _StubMeta(
+        name, (PickledObjectStub,), {"_pickled_name": f"{module}.{name}", "__module__": "grootvl_core.hub"}
+    )
 
 
 def _safe_reconstructor(cls, base, state):
@@ -187,8 +189,14 @@ def _torch_globals() -> dict[tuple[str, str], Any]:
         ("torch", "Size"): torch.Size,
         ("torch", "device"): torch.device,
     }
-    for fn in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter",
-               "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_device_tensor_from_numpy"):
+    for fn in (
+        "_rebuild_tensor",
+        "_rebuild_tensor_v2",
+        "_rebuild_parameter",
+        "_rebuild_parameter_with_state",
+        "_rebuild_qtensor",
+        "_rebuild_device_tensor_from_numpy",
+    ):
         if hasattr(tu, fn):
             allowed[("torch._utils", fn)] = getattr(tu, fn)
     return allowed
@@ -333,7 +341,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     # weights_only refused a global (typically the pickled yacs CfgNode): restricted unpickler.
     try:
         with warnings_suppressed():
-            return torch.load(path, map_location=map_location, weights_only=False, pickle_module=_RestrictedPickleModule)
+            return torch.load(
+                path, map_location=map_location, weights_only=False, pickle_module=_RestrictedPickleModule
+            )
     except UnsafeCheckpointError as exc:
         raise UnsafeCheckpointError(f"{path}: {exc}") from None
     except Exception as exc:
@@ -362,7 +372,9 @@ def _first_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def extract_state_dict(checkpoint: Any, use_ema: bool = False, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+def extract_state_dict(
+    checkpoint: Any, use_ema: bool = False, source: str = "checkpoint"
+) -> dict[str, torch.Tensor]:
     """Pick the weights out of a training checkpoint (reference 3.5).
 
     Args:
@@ -396,7 +408,9 @@ def extract_state_dict(checkpoint: Any, use_ema: bool = False, source: str = "ch
     return dict(sd)
 
 
-def diff_state_dict(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
+def diff_state_dict(
+    model: torch.nn.Module, state_dict: Mapping[str, Any]
+) -> tuple[list[str], list[str], list[str]]:
     """Compare a state dict with a model's.
 
     Returns:
@@ -456,13 +470,17 @@ def load_weights(
             parts.append(f"  unexpected keys ({len(unexpected)}): {_short_list(unexpected)}")
         if mismatched:
             parts.append(f"  shape mismatches ({len(mismatched)}): {_short_list(mismatched, 10)}")
-        parts.append("  Check that the architecture / config matches the checkpoint (e.g. grootv_tiny vs grootv_small).")
+        parts.append(
+            "  Check that the architecture / config matches the checkpoint (e.g. grootv_tiny vs grootv_small)."
+        )
         raise CheckpointError("\n".join(parts))
     model.load_state_dict(state_dict, strict=True)
     return model
 
 
-def load_pretrained_folder(cls: type, folder: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
+def load_pretrained_folder(
+    cls: type, folder: str | os.PathLike, device: str | torch.device = "cpu"
+) -> torch.nn.Module:
     """``cls.from_pretrained(folder)`` (``config.json`` + ``model.safetensors``), strict, errors named.
 
     Args:
@@ -479,19 +497,25 @@ def load_pretrained_folder(cls: type, folder: str | os.PathLike, device: str | t
     folder = Path(folder)
     for fname in (CONFIG_NAME, WEIGHTS_NAME):
         if not (folder / fname).is_file():
-            raise CheckpointError(f"{folder} is not a model folder: {fname} is missing (need config.json + model.safetensors)")
+            raise CheckpointError(
+                f"{folder} is not a model folder: {fname} is missing (need config.json + model.safetensors)"
+            )
     try:
         json.loads((folder / CONFIG_NAME).read_text())
     except ValueError as exc:
         raise CheckpointError(f"{folder / CONFIG_NAME} is not valid JSON: {exc}") from None
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints "Loading weights from local directory"
+        with contextlib.redirect_stdout(
+            io.StringIO()
+        ):  # the mixin prints "Loading weights from local directory"
             model = cls.from_pretrained(str(folder), map_location=str(device), strict=True)
     except (RuntimeError, OSError, TypeError) as exc:
         msg = str(exc).strip()
         raise CheckpointError(f"could not load {folder / WEIGHTS_NAME} into {cls.__name__}: {msg}") from None
     except Exception as exc:  # safetensors' SafetensorError on a corrupt file
-        raise CheckpointError(f"could not read {folder / WEIGHTS_NAME}: {_first_line(exc)}; the file is corrupt") from None
+        raise CheckpointError(
+            f"could not read {folder / WEIGHTS_NAME}: {_first_line(exc)}; the file is corrupt"
+        ) from None
     return model.eval()
 
 
@@ -518,7 +542,12 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None) -> Pa
         CheckpointError: the repo or file does not exist.
     """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     offline = is_offline()
     try:
@@ -534,7 +563,9 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None) -> Pa
             )
         )
     except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
-        raise CheckpointError(f"Hub repo {repo_id!r} (revision {revision or 'main'}) not found or not accessible: {_first_line(exc)}") from None
+        raise CheckpointError(
+            f"Hub repo {repo_id!r} (revision {revision or 'main'}) not found or not accessible: {_first_line(exc)}"
+        ) from None
     except LocalEntryNotFoundError:  # (a subclass of EntryNotFoundError in recent huggingface_hub)
         why = "HF_HUB_OFFLINE=1 is set" if offline else "the Hugging Face Hub could not be reached"
         raise OfflineError(f"{filename} of {repo_id} is not in the local cache and {why}") from None
@@ -555,11 +586,15 @@ def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def _verify_file(path: Path, size: int | None, sha256: str | None) -> None:
     if size is not None and path.stat().st_size != size:
-        raise CheckpointError(f"{path} has {path.stat().st_size} bytes, expected {size}: incomplete download; delete it and retry")
+        raise CheckpointError(
+            f"{path} has {path.stat().st_size} bytes, expected {size}: incomplete download; delete it and retry"
+        )
     if sha256 is not None:
         actual = sha256sum(path)
         if actual.lower() != sha256.lower():
-            raise CheckpointError(f"{path} has sha256 {actual}, expected {sha256}: corrupt or different file; delete it and retry")
+            raise CheckpointError(
+                f"{path} has sha256 {actual}, expected {sha256}: corrupt or different file; delete it and retry"
+            )
 
 
 def gdrive_download(
@@ -594,13 +629,22 @@ def gdrive_download(
         _verify_file(dest, size, sha256)
         return dest
     if is_offline():
-        raise OfflineError(f"{dest.name} (Google Drive id {file_id}) is not downloaded and offline mode is on (HF_HUB_OFFLINE=1)")
+        raise OfflineError(
+            f"{dest.name} (Google Drive id {file_id}) is not downloaded and offline mode is on (HF_HUB_OFFLINE=1)"
+        )
     import gdown
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
-        out = gdown.download(id=file_id, output=str(part), quiet=False, resume=True, timeout=(timeout, timeout), retries=retries)
+        out = gdown.download(
+            id=file_id,
+            output=str(part),
+            quiet=False,
+            resume=True,
+            timeout=(timeout, timeout),
+            retries=retries,
+        )
     except Exception as exc:  # gdown raises requests errors or FileURLRetrievalError
         raise OfflineError(f"could not download Google Drive file {file_id}: {_first_line(exc)}") from None
     if out is None or not part.is_file():
@@ -664,11 +708,15 @@ def write_model_card(folder: str | os.PathLike, info: Mapping[str, Any]) -> Path
         Path of the written file.
     """
     task = info.get("task", "classification")
-    pipeline = {"classification": "image-classification", "segmentation": "image-segmentation", "generation": "text-generation"}.get(task, task)
+    pipeline = {
+        "classification": "image-classification",
+        "segmentation": "image-segmentation",
+        "generation": "text-generation",
+    }.get(task, task)
     title = info.get("title", info.get("arch", "GrootVL model"))
     lines = [
         "---",
-        f"license: {info.get('license', 'apache-2.0')}",
+        f"license: {info.get('license', 'other')}",
         "library_name: grootvl",
         f"pipeline_tag: {pipeline}",
         "tags:",
@@ -679,7 +727,7 @@ def write_model_card(folder: str | os.PathLike, info: Mapping[str, Any]) -> Path
         "",
         f"# {title}",
         "",
-        "GrootVL (\"Tree Topology is All You Need in State Space Model\", NeurIPS 2024): a state space "
+        'GrootVL ("Tree Topology is All You Need in State Space Model", NeurIPS 2024): a state space '
         "model that scans the input along a minimum spanning tree built from the input itself.",
         "",
     ]
@@ -693,7 +741,13 @@ def write_model_card(folder: str | os.PathLike, info: Mapping[str, Any]) -> Path
         lines.append(f"- source sha256: `{info['source_sha256']}`")
     metrics = info.get("metrics") or {}
     if metrics:
-        lines += ["", "Reported by the authors (not re-measured here):", "", "| metric | value |", "|---|---|"]
+        lines += [
+            "",
+            "Reported by the authors (not re-measured here):",
+            "",
+            "| metric | value |",
+            "|---|---|",
+        ]
         lines += [f"| {k} | {v} |" for k, v in metrics.items()]
     repo = info.get("repo_id", "<this-repo>")
     lines += [
@@ -702,19 +756,13 @@ def write_model_card(folder: str | os.PathLike, info: Mapping[str, Any]) -> Path
         "",
         "```python",
         "from grootvl_core.models import GrootV",
-        f"model = GrootV.from_pretrained(\"{repo}\").eval()",
+        f'model = GrootV.from_pretrained("{repo}").eval()',
         "```",
         "",
-        "## Citation",
+        "## Source",
         "",
-        "```bibtex",
-        "@inproceedings{xiao2024grootvl,",
-        "  title={GrootVL: Tree Topology is All You Need in State Space Model},",
-        "  author={Xiao, Yicheng and Song, Lin and Huang, Shaoli and Wang, Jiangshan and Song, Siyu and Ge, Yixiao and Li, Xiu and Shan, Ying},",
-        "  booktitle={Advances in Neural Information Processing Systems (NeurIPS)},",
-        "  year={2024}",
-        "}",
-        "```",
+        "Paper: GrootVL: Tree Topology is All You Need in State Space Model (NeurIPS 2024, "
+        "arXiv:2406.02395). Original code and checkpoints: https://github.com/EasonXiao-888/GrootVL.",
         "",
     ]
     path = Path(folder) / "README.md"
@@ -722,7 +770,9 @@ def write_model_card(folder: str | os.PathLike, info: Mapping[str, Any]) -> Path
     return path
 
 
-def push_folder(folder: str | os.PathLike, repo_id: str, private: bool | None = None, commit_message: str | None = None) -> str:
+def push_folder(
+    folder: str | os.PathLike, repo_id: str, private: bool | None = None, commit_message: str | None = None
+) -> str:
     """Upload a Hub folder (``config.json``, ``model.safetensors``, ``README.md``) to ``repo_id``.
 
     Args:
@@ -751,4 +801,3 @@ def push_folder(folder: str | os.PathLike, repo_id: str, private: bool | None = 
         commit_message=commit_message or f"Upload {Path(folder).name} with grootvl",
     )
     return str(result)
-

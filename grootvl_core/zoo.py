@@ -120,7 +120,9 @@ class ZooEntry:
         params: parameter count.
         flops: FLOPs as reported (string, e.g. ``"4.8G"``).
         metrics: reported numbers (from the paper / README; not re-measured).
-        license: licence of the weights.
+        license: licence of the weights as a Hub licence id; ``"other"`` where it is not recorded
+            (``reference-grootvl.md`` names no licence for the released GrootV checkpoints: check
+            https://github.com/EasonXiao-888/GrootVL before redistributing them).
         description: one line for tables.
     """
 
@@ -138,7 +140,7 @@ class ZooEntry:
     params: int | None = None
     flops: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
-    license: str = "apache-2.0"
+    license: str = "other"
     description: str = ""
 
 
@@ -148,24 +150,42 @@ class ZooEntry:
 
 _ENTRIES: list[ZooEntry] = [
     ZooEntry(
-        name="grootv-t", task="classification", arch="grootv_tiny",
+        name="grootv-t",
+        task="classification",
+        arch="grootv_tiny",
         hub_repo="grootv-tiny-in1k",
-        official=OfficialCheckpoint(gdrive_id="1OIiMBxk92WhPssRg0pv0U5y8ZBtHq2eQ", filename="grootv_t_1k_224.pth"),
-        params=29_958_600, flops="4.8G", metrics={"imagenet-1k acc@1": 83.4},
+        official=OfficialCheckpoint(
+            gdrive_id="1OIiMBxk92WhPssRg0pv0U5y8ZBtHq2eQ", filename="grootv_t_1k_224.pth"
+        ),
+        params=29_958_600,
+        flops="4.8G",
+        metrics={"imagenet-1k acc@1": 83.4},
         description="GrootV-T, ImageNet-1k, 224x224",
     ),
     ZooEntry(
-        name="grootv-s", task="classification", arch="grootv_small",
+        name="grootv-s",
+        task="classification",
+        arch="grootv_small",
         hub_repo="grootv-small-in1k",
-        official=OfficialCheckpoint(gdrive_id="1G6DdEI3JDSltfbmZmcqz79rxM1t01K_8", filename="grootv_s_1k_224.pth"),
-        params=51_331_624, flops="8.5G", metrics={"imagenet-1k acc@1": 84.2},
+        official=OfficialCheckpoint(
+            gdrive_id="1G6DdEI3JDSltfbmZmcqz79rxM1t01K_8", filename="grootv_s_1k_224.pth"
+        ),
+        params=51_331_624,
+        flops="8.5G",
+        metrics={"imagenet-1k acc@1": 84.2},
         description="GrootV-S, ImageNet-1k, 224x224",
     ),
     ZooEntry(
-        name="grootv-b", task="classification", arch="grootv_base",
+        name="grootv-b",
+        task="classification",
+        arch="grootv_base",
         hub_repo="grootv-base-in1k",
-        official=OfficialCheckpoint(gdrive_id="1-8rwMVinj_fV9YMlzx6fGwdjxyLcjd3w", filename="grootv_b_1k_224.pth"),
-        params=90_597_096, flops="15.1G", metrics={"imagenet-1k acc@1": 84.8},
+        official=OfficialCheckpoint(
+            gdrive_id="1-8rwMVinj_fV9YMlzx6fGwdjxyLcjd3w", filename="grootv_b_1k_224.pth"
+        ),
+        params=90_597_096,
+        flops="15.1G",
+        metrics={"imagenet-1k acc@1": 84.8},
         description="GrootV-B, ImageNet-1k, 224x224",
     ),
 ]
@@ -189,7 +209,9 @@ def register(entry: ZooEntry, overwrite: bool = False) -> ZooEntry:
     if entry.task not in TASKS:
         raise ValueError(f"zoo.register: task must be one of {TASKS}, got {entry.task!r}")
     if entry.name in MODELS and not overwrite:
-        raise ValueError(f"zoo.register: {entry.name!r} is already in the zoo; pass overwrite=True to replace it")
+        raise ValueError(
+            f"zoo.register: {entry.name!r} is already in the zoo; pass overwrite=True to replace it"
+        )
     MODELS[entry.name] = entry
     return entry
 
@@ -212,7 +234,9 @@ def get_entry(name: str) -> ZooEntry:
     try:
         return MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; the zoo has: {', '.join(MODELS)} (see `python -m grootvl_core zoo`)") from None
+        raise ValueError(
+            f"unknown model {name!r}; the zoo has: {', '.join(MODELS)} (see `python -m grootvl_core zoo`)"
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -331,7 +355,9 @@ def resolve_architecture(arch: str) -> tuple[Callable[..., torch.nn.Module], Cal
 
         if not timm.is_model(arch):
             known = sorted({e.arch for e in MODELS.values()})
-            raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(known)} (or any timm model name registered by grootvl_core.models)")
+            raise ValueError(
+                f"unknown architecture {arch!r}; known: {', '.join(known)} (or any timm model name registered by grootvl_core.models)"
+            )
         factory = timm.models.model_entrypoint(arch)
     module = sys.modules.get(factory.__module__)
     return factory, getattr(module, "checkpoint_filter_fn", None)
@@ -348,7 +374,9 @@ def _model_class(entry: ZooEntry) -> type:
     models = importlib.import_module("grootvl_core.models")
     cls = getattr(models, entry.model_class, None)
     if cls is None or not hasattr(cls, "from_pretrained"):
-        raise ValueError(f"zoo entry {entry.name!r}: grootvl_core.models has no Hub-loadable class {entry.model_class!r}")
+        raise ValueError(
+            f"zoo entry {entry.name!r}: grootvl_core.models has no Hub-loadable class {entry.model_class!r}"
+        )
     return cls
 
 
@@ -361,7 +389,9 @@ def _offline_error(entry: ZooEntry, why: str) -> hub.OfflineError:
     )
 
 
-def load_local_weights(entry: ZooEntry | str, path: str | os.PathLike, device: str | torch.device = "cpu", use_ema: bool = False) -> torch.nn.Module:
+def load_local_weights(
+    entry: ZooEntry | str, path: str | os.PathLike, device: str | torch.device = "cpu", use_ema: bool = False
+) -> torch.nn.Module:
     """An entry's model with weights from a local file or Hub-format folder (``--weights``).
 
     Args:
@@ -433,7 +463,9 @@ def load_model(name: ZooEntry | str, device: str | torch.device = "cpu") -> torc
         except hub.OfflineError as exc:
             reasons.append(str(exc))
     if not reasons:
-        raise ValueError(f"zoo entry {entry.name!r} names no weights (no bundled folder, Hub repo or official file)")
+        raise ValueError(
+            f"zoo entry {entry.name!r} names no weights (no bundled folder, Hub repo or official file)"
+        )
     raise _offline_error(entry, "; ".join(reasons))
 
 
@@ -445,9 +477,19 @@ def _convert_official(entry: ZooEntry, device: str | torch.device) -> torch.nn.M
     target = cache_dir(entry)
     tmp = target.with_name(target.name + ".tmp")
     hub.convert_checkpoint(
-        raw, build_model(entry), tmp, filter_fn=filter_fn, use_ema=off.use_ema,
-        card=dict(title=entry.description or entry.name, arch=entry.arch, task=entry.task,
-                  metrics=entry.metrics, license=entry.license, repo_id=hub_repo_id(entry) or entry.name),
+        raw,
+        build_model(entry),
+        tmp,
+        filter_fn=filter_fn,
+        use_ema=off.use_ema,
+        card=dict(
+            title=entry.description or entry.name,
+            arch=entry.arch,
+            task=entry.task,
+            metrics=entry.metrics,
+            license=entry.license,
+            repo_id=hub_repo_id(entry) or entry.name,
+        ),
     )
     if target.exists():
         import shutil

@@ -11,17 +11,20 @@ import pytest
 import torch
 from PIL import Image
 
-os.environ.setdefault("GROOTVL_OPS", "reference")
-
-from grootvl_core import cli, zoo  # noqa: E402
-from grootvl_core.models.grootv import test_grootv as build_test_grootv  # noqa: E402
+from grootvl_core import cli, zoo
+from grootvl_core.models.grootv import test_grootv as build_test_grootv
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "GROOTVL_OPS": "reference"}
 
 
 def _run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "grootvl_core", *args], capture_output=True, text=True,
-                          env=env or ENV, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "grootvl_core", *args],
+        capture_output=True,
+        text=True,
+        env=env or ENV,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,9 @@ def published(tmp_path_factory):
     torch.manual_seed(8)
     ema = build_test_grootv().eval()
     path = d / "ckpt_epoch_best.pth"
-    torch.save({"model": model.state_dict(), "model_ema": ema.state_dict(), "epoch": 3, "max_accuracy": 1.0}, path)
+    torch.save(
+        {"model": model.state_dict(), "model_ema": ema.state_dict(), "epoch": 3, "max_accuracy": 1.0}, path
+    )
     return path, model, ema
 
 
@@ -57,8 +62,12 @@ def images(tmp_path):
 
 @pytest.fixture
 def tiny_entry(monkeypatch):
-    entry = zoo.ZooEntry(name="tiny-cli", task="classification", arch="test_grootv",
-                         preprocess=zoo.Preprocess(input_size=64, resize=64))
+    entry = zoo.ZooEntry(
+        name="tiny-cli",
+        task="classification",
+        arch="test_grootv",
+        preprocess=zoo.Preprocess(input_size=64, resize=64),
+    )
     monkeypatch.setitem(zoo.MODELS, entry.name, entry)
     return entry
 
@@ -91,7 +100,7 @@ def test_convert_then_classify(tmp_path, published, images, tiny_entry, capsys):
     assert len(blocks) == len(images) * 4
     for i, image in enumerate(images):
         assert blocks[4 * i] == image
-        for rank, line in enumerate(blocks[4 * i + 1: 4 * i + 4], 1):
+        for rank, line in enumerate(blocks[4 * i + 1 : 4 * i + 4], 1):
             label = line.split("%  ", 1)[1].rsplit("  (class", 1)[0]
             assert line.strip().startswith(f"{rank}.") and label in names
 
@@ -105,7 +114,9 @@ def test_convert_then_classify(tmp_path, published, images, tiny_entry, capsys):
 
 def test_classify_with_training_checkpoint_file(published, images, tiny_entry, capsys):
     path, _, _ = published
-    assert cli.main(["classify", images[0], "--model", "tiny-cli", "--weights", str(path), "--topk", "2"]) == 0
+    assert (
+        cli.main(["classify", images[0], "--model", "tiny-cli", "--weights", str(path), "--topk", "2"]) == 0
+    )
     assert len(capsys.readouterr().out.strip().split("\n")) == 3
 
 
@@ -115,7 +126,10 @@ def test_user_errors_exit_1_without_traceback(tmp_path, published, tiny_entry, c
     err = capsys.readouterr().err
     assert "unknown model 'no-such-model'" in err and "Traceback" not in err
 
-    assert cli.main(["classify", str(tmp_path / "missing.png"), "--model", "tiny-cli", "--weights", str(path)]) == 1
+    assert (
+        cli.main(["classify", str(tmp_path / "missing.png"), "--model", "tiny-cli", "--weights", str(path)])
+        == 1
+    )
     assert "cannot read image" in capsys.readouterr().err
 
     # Wrong architecture for the checkpoint: keys / shapes named.
@@ -123,7 +137,12 @@ def test_user_errors_exit_1_without_traceback(tmp_path, published, tiny_entry, c
     err = capsys.readouterr().err
     assert "does not fit GrootV" in err and "patch_embed.conv1.weight" in err
 
-    assert cli.main(["convert", str(tmp_path / "nope.pth"), "--arch", "test_grootv", "--out", str(tmp_path / "o")]) == 1
+    assert (
+        cli.main(
+            ["convert", str(tmp_path / "nope.pth"), "--arch", "test_grootv", "--out", str(tmp_path / "o")]
+        )
+        == 1
+    )
     assert "checkpoint not found" in capsys.readouterr().err
     assert cli.main(["classify"]) == 2  # usage error from argparse
 
@@ -144,12 +163,36 @@ def test_convert_push_to_hub_mocked(tmp_path, published, monkeypatch, capsys):
     class _Repo:
         repo_id = "me/tiny-cli"
 
-    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id)) or _Repo())
-    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder",
-                        lambda self, *, repo_id, folder_path, **kw: calls.append(("upload", repo_id, sorted(os.listdir(folder_path)))) or "url")
+    monkeypatch.setattr(
+        huggingface_hub.HfApi,
+        "create_repo",
+        lambda self, repo_id, **kw: calls.append(("create", repo_id)) or _Repo(),
+    )
+    monkeypatch.setattr(
+        huggingface_hub.HfApi,
+        "upload_folder",
+        lambda self, *, repo_id, folder_path, **kw: calls.append(
+            ("upload", repo_id, sorted(os.listdir(folder_path)))
+        )
+        or "url",
+    )
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     path, _, _ = published
-    rc = cli.main(["convert", str(path), "--arch", "test_grootv", "--out", str(tmp_path / "o"), "--push-to-hub", "me/tiny-cli"])
+    rc = cli.main(
+        [
+            "convert",
+            str(path),
+            "--arch",
+            "test_grootv",
+            "--out",
+            str(tmp_path / "o"),
+            "--push-to-hub",
+            "me/tiny-cli",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
-    assert calls == [("create", "me/tiny-cli"), ("upload", "me/tiny-cli", ["README.md", "config.json", "model.safetensors"])]
+    assert calls == [
+        ("create", "me/tiny-cli"),
+        ("upload", "me/tiny-cli", ["README.md", "config.json", "model.safetensors"]),
+    ]
     assert "pushed to me/tiny-cli" in capsys.readouterr().out

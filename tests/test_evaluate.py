@@ -13,11 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-os.environ.setdefault("GROOTVL_OPS", "reference")
-
-from grootvl_core import cli, zoo  # noqa: E402
-from grootvl_core.classify import ImageTransform  # noqa: E402
-from grootvl_core.train.evaluate import ShardSampler, evaluate, evaluate_folder  # noqa: E402
+from grootvl_core import cli, zoo
+from grootvl_core.classify import ImageTransform
+from grootvl_core.train.evaluate import ShardSampler, evaluate, evaluate_folder
 
 PRE = zoo.Preprocess(input_size=32, resize=32)
 COLORS = {"a_red": (220, 20, 20), "b_green": (20, 220, 20), "c_blue": (20, 20, 220)}
@@ -40,12 +38,18 @@ class MeanColor(torch.nn.Module):
 def folder(tmp_path_factory):
     """7 images in 3 class folders (3 + 2 + 2); one blue image sits in the red folder (a miss)."""
     root = tmp_path_factory.mktemp("val")
-    layout = {"a_red": ["a_red", "a_red", "c_blue"], "b_green": ["b_green", "b_green"], "c_blue": ["c_blue", "c_blue"]}
+    layout = {
+        "a_red": ["a_red", "a_red", "c_blue"],
+        "b_green": ["b_green", "b_green"],
+        "c_blue": ["c_blue", "c_blue"],
+    }
     rng = np.random.default_rng(0)
     for cls, colors in layout.items():
         (root / cls).mkdir()
         for i, color in enumerate(colors):
-            img = np.clip(np.array(COLORS[color]) + rng.integers(-10, 10, (40, 48, 3)), 0, 255).astype(np.uint8)
+            img = np.clip(np.array(COLORS[color]) + rng.integers(-10, 10, (40, 48, 3)), 0, 255).astype(
+                np.uint8
+            )
             Image.fromarray(img).save(root / cls / f"{i}.png")
     return root
 
@@ -93,13 +97,27 @@ def test_cli_evaluate_single_process(folder, tmp_path, monkeypatch, capsys):
     GrootV(channels=16, depths=[1, 1, 1, 1], num_classes=3).save_pretrained(tmp_path / "w")
     entry = zoo.ZooEntry(name="tiny-eval", task="classification", arch="test_grootv", preprocess=PRE)
     monkeypatch.setitem(zoo.MODELS, entry.name, entry)
-    rc = cli.main(["evaluate", "--model", "tiny-eval", "--weights", str(tmp_path / "w"), "--data", str(folder),
-                   "--batch-size", "4", "--workers", "0", "--no-progress"])
+    rc = cli.main(
+        [
+            "evaluate",
+            "--model",
+            "tiny-eval",
+            "--weights",
+            str(tmp_path / "w"),
+            "--data",
+            str(folder),
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "images 7  processes 1" in out and "/7)" in out
 
 
-_SCRIPT = textwrap.dedent('''
+_SCRIPT = textwrap.dedent("""
     import json, os, sys
     import torch
     sys.path.insert(0, {testdir!r})
@@ -124,7 +142,7 @@ _SCRIPT = textwrap.dedent('''
     zoo.register(zoo.ZooEntry(name="tiny-eval", task="classification", arch="test_grootv", preprocess=PRE))
     sys.exit(cli.main(["evaluate", "--model", "tiny-eval", "--weights", {weights!r}, "--data", {data!r},
                        "--batch-size", "2", "--workers", "0", "--device", "cpu"]))
-''')
+""")
 
 
 @pytest.mark.slow
@@ -134,16 +152,31 @@ def test_torchrun_two_processes_count_every_image_once(folder, tmp_path, capsys)
     torch.manual_seed(0)
     GrootV(channels=16, depths=[1, 1, 1, 1], num_classes=3).save_pretrained(tmp_path / "w")
     script = tmp_path / "run_eval.py"
-    script.write_text(_SCRIPT.format(testdir=os.path.dirname(__file__), data=str(folder), out=str(tmp_path),
-                                     weights=str(tmp_path / "w")))
+    script.write_text(
+        _SCRIPT.format(
+            testdir=os.path.dirname(__file__),
+            data=str(folder),
+            out=str(tmp_path),
+            weights=str(tmp_path / "w"),
+        )
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GROOTVL_OPS": "reference", "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
-                         capture_output=True, text=True, env=env, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
 
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["world"] for r in ranks] == [2, 2]
-    assert sorted(ranks[0]["seen"]) == [0, 2, 4, 6] and sorted(ranks[1]["seen"]) == [1, 3, 5]  # 4 + 3, no padding
+    assert sorted(ranks[0]["seen"]) == [0, 2, 4, 6] and sorted(ranks[1]["seen"]) == [
+        1,
+        3,
+        5,
+    ]  # 4 + 3, no padding
     assert ranks[0]["counts"] == ranks[1]["counts"] == [6, 7, 7]  # all-reduced, exact
 
     # The CLI under torchrun prints once (rank 0) and agrees with a single-process run.

@@ -16,10 +16,8 @@ import types
 import pytest
 import torch
 
-os.environ.setdefault("GROOTVL_OPS", "reference")
-
-from grootvl_core import hub, zoo  # noqa: E402
-from grootvl_core.models import GrootV, checkpoint_filter_fn  # noqa: E402
+from grootvl_core import hub, zoo
+from grootvl_core.models import GrootV, checkpoint_filter_fn
 
 TINY = dict(channels=16, depths=[1, 1, 1, 1], num_classes=10)
 
@@ -57,7 +55,9 @@ def _write_published(path, model, ema, cfg_module="grootvl_test_fake_yacs.config
     setattr(parent, child, mod)
     sys.modules[parent_name], sys.modules[cfg_module] = parent, mod
     try:
-        cfg = mod.CfgNode(MODEL=mod.CfgNode(TYPE="grootv", NAME="grootv_t_1k_224"), TRAIN=mod.CfgNode(EPOCHS=300))
+        cfg = mod.CfgNode(
+            MODEL=mod.CfgNode(TYPE="grootv", NAME="grootv_t_1k_224"), TRAIN=mod.CfgNode(EPOCHS=300)
+        )
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         torch.save(
             {
@@ -96,7 +96,10 @@ def test_published_checkpoint_loads_model_and_ema(tmp_path, tiny_pair):
     ckpt = hub.read_checkpoint(path)
     assert not any(m.startswith("grootvl_test_fake_yacs") for m in sys.modules)  # nothing was imported
     cfg = ckpt["config"]
-    assert isinstance(cfg, hub.PickledObjectStub) and cfg.pickled_class == "grootvl_test_fake_yacs.config.CfgNode"
+    assert (
+        isinstance(cfg, hub.PickledObjectStub)
+        and cfg.pickled_class == "grootvl_test_fake_yacs.config.CfgNode"
+    )
     assert cfg["MODEL"]["NAME"] == "grootv_t_1k_224" and cfg["TRAIN"]["EPOCHS"] == 300
     assert cfg.pickled_state == {"__immutable__": False}
     assert ckpt["epoch"] == 299
@@ -236,7 +239,13 @@ def test_hub_cache_offline_loads_through_zoo(tmp_path, monkeypatch, tiny_pair):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("GROOTVL_HUB_ORG", "testorg")
     monkeypatch.setenv("GROOTVL_HOME", str(tmp_path / "home"))
-    entry = zoo.ZooEntry(name="tiny-hub", task="classification", arch="test_grootv", kwargs=dict(TINY), hub_repo="tiny-grootv-hub")
+    entry = zoo.ZooEntry(
+        name="tiny-hub",
+        task="classification",
+        arch="test_grootv",
+        kwargs=dict(TINY),
+        hub_repo="tiny-grootv-hub",
+    )
     monkeypatch.setitem(zoo.MODELS, entry.name, entry)
 
     assert hub.hub_download("testorg/tiny-grootv-hub", "config.json") == snap / "config.json"
@@ -261,8 +270,14 @@ def test_hub_cache_offline_loads_through_zoo(tmp_path, monkeypatch, tiny_pair):
 def test_convert_round_trip_and_push(tmp_path, monkeypatch, tiny_pair):
     src, ema = tiny_pair
     path = _write_published(tmp_path / "ckpt.pth", src, ema)
-    out = hub.convert_checkpoint(path, GrootV(**TINY), tmp_path / "hubdir", filter_fn=checkpoint_filter_fn,
-                                 use_ema=True, card=dict(arch="test_grootv", metrics={"acc@1": 1.0}))
+    out = hub.convert_checkpoint(
+        path,
+        GrootV(**TINY),
+        tmp_path / "hubdir",
+        filter_fn=checkpoint_filter_fn,
+        use_ema=True,
+        card=dict(arch="test_grootv", metrics={"acc@1": 1.0}),
+    )
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert json.loads((out / "config.json").read_text())["channels"] == 16
     card = (out / "README.md").read_text()
@@ -325,7 +340,9 @@ def test_gdrive_download_verifies_and_respects_offline(tmp_path, monkeypatch):
     import hashlib
 
     digest = hashlib.sha256(payload).hexdigest()
-    dest = hub.gdrive_download("FILEID", tmp_path / "dl" / "ck.pth", size=len(payload), sha256=digest, timeout=5)
+    dest = hub.gdrive_download(
+        "FILEID", tmp_path / "dl" / "ck.pth", size=len(payload), sha256=digest, timeout=5
+    )
     assert dest.read_bytes() == payload and calls == [("FILEID", (5, 5))]
     assert not (tmp_path / "dl" / "ck.pth.part").exists()
     # Present and verified: no second download.

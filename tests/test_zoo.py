@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
 
 import pytest
 import torch
 
-os.environ.setdefault("GROOTVL_OPS", "reference")
-
-from grootvl_core import hub, zoo  # noqa: E402
-from grootvl_core.models import GrootV  # noqa: E402
+from grootvl_core import hub, zoo
+from grootvl_core.models import GrootV
 
 TINY = dict(channels=16, depths=[1, 1, 1, 1], num_classes=10)
 
@@ -99,7 +96,13 @@ def test_bundled_folder_loads_offline(isolated, monkeypatch):
     torch.manual_seed(3)
     src = GrootV(**TINY).eval()
     src.save_pretrained(isolated / "checkpoints" / "tiny-bundled")
-    entry = zoo.ZooEntry(name="tiny-bundled", task="classification", arch="test_grootv", kwargs=dict(TINY), bundled="tiny-bundled")
+    entry = zoo.ZooEntry(
+        name="tiny-bundled",
+        task="classification",
+        arch="test_grootv",
+        kwargs=dict(TINY),
+        bundled="tiny-bundled",
+    )
     monkeypatch.setitem(zoo.MODELS, entry.name, entry)
     assert zoo.weights_source("tiny-bundled") == "bundled" and zoo.available_offline() == ["tiny-bundled"]
     model = zoo.load_model("tiny-bundled")
@@ -118,18 +121,29 @@ def test_official_checkpoint_is_converted_once(isolated, monkeypatch):
     torch.save({"model": {f"module.{k}": v for k, v in src.state_dict().items()}, "epoch": 1}, raw)
     digest = hashlib.sha256(raw.read_bytes()).hexdigest()
     official = zoo.OfficialCheckpoint(gdrive_id="IGNORED", filename="tiny_official.pth", sha256=digest)
-    entry = zoo.ZooEntry(name="tiny-official", task="classification", arch="test_grootv", kwargs=dict(TINY), official=official)
+    entry = zoo.ZooEntry(
+        name="tiny-official", task="classification", arch="test_grootv", kwargs=dict(TINY), official=official
+    )
     monkeypatch.setitem(zoo.MODELS, entry.name, entry)
 
     assert zoo.weights_source("tiny-official") == "official-downloaded" and zoo.is_cached("tiny-official")
     model = zoo.load_model("tiny-official")
     assert torch.equal(model.head.weight, src.head.weight)
-    assert sorted(p.name for p in zoo.cache_dir("tiny-official").iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in zoo.cache_dir("tiny-official").iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
     assert zoo.weights_source("tiny-official") == "cache"
 
     # A wrong digest is caught before conversion.
-    bad = zoo.ZooEntry(name="tiny-bad", task="classification", arch="test_grootv", kwargs=dict(TINY),
-                       official=zoo.OfficialCheckpoint(gdrive_id="X", filename="tiny_official.pth", sha256="0" * 64))
+    bad = zoo.ZooEntry(
+        name="tiny-bad",
+        task="classification",
+        arch="test_grootv",
+        kwargs=dict(TINY),
+        official=zoo.OfficialCheckpoint(gdrive_id="X", filename="tiny_official.pth", sha256="0" * 64),
+    )
     monkeypatch.setitem(zoo.MODELS, bad.name, bad)
     with pytest.raises(hub.CheckpointError, match="sha256"):
         zoo.load_model("tiny-bad")
@@ -144,6 +158,8 @@ def test_load_local_weights_file_and_folder(tmp_path):
     for path in (tmp_path / "folder", tmp_path / "file.pth"):
         model = zoo.load_local_weights(entry, path)
         assert not model.training and torch.equal(model.head.bias, src.head.bias)
-    wrong = zoo.ZooEntry(name="tiny-wrong", task="classification", arch="test_grootv", kwargs=dict(TINY, num_classes=3))
+    wrong = zoo.ZooEntry(
+        name="tiny-wrong", task="classification", arch="test_grootv", kwargs=dict(TINY, num_classes=3)
+    )
     with pytest.raises(hub.CheckpointError, match="head.weight"):
         zoo.load_local_weights(wrong, tmp_path / "file.pth")

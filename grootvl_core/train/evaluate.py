@@ -50,7 +50,9 @@ class ShardSampler(Sampler[int]):
 
     def __init__(self, length: int, rank: int = 0, world_size: int = 1):
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"ShardSampler: need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+            raise ValueError(
+                f"ShardSampler: need 0 <= rank < world_size, got rank={rank}, world_size={world_size}"
+            )
         self.length, self.rank, self.world_size = int(length), int(rank), int(world_size)
 
     def __iter__(self) -> Iterator[int]:
@@ -62,7 +64,11 @@ class ShardSampler(Sampler[int]):
 
 def distributed_env() -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)`` from torchrun's environment (``(0, 1, 0)`` without it)."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+    return (
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
 
 
 def init_distributed(device: str | torch.device | None = None) -> tuple[int, int, torch.device]:
@@ -114,8 +120,12 @@ def evaluate(
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     device = torch.device(device)
     loader = DataLoader(
-        dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), rank, world),
-        num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=False,
+        dataset,
+        batch_size=batch_size,
+        sampler=ShardSampler(len(dataset), rank, world),
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
     )
     model = model.to(device).eval()
     counts = torch.zeros(3, dtype=torch.float64, device=device)  # correct@1, correct@5, total
@@ -136,7 +146,8 @@ def evaluate(
             counts[1] += hits.any(dim=1).sum()
             counts[2] += targets.numel()
             if bar is not None:
-                bar.update(targets.numel() * world)  # approximate: shards advance together
+                # approximate for the whole set: the shards advance together
+                bar.update(min(targets.numel() * world, bar.total - bar.n))
     if bar is not None:
         bar.close()
     if distributed:
@@ -173,7 +184,9 @@ def evaluate_folder(
     if (root / "val").is_dir() and {p.name for p in root.iterdir() if p.is_dir()} <= {"train", "val", "test"}:
         root = root / "val"  # the ImageNet root was given
     if not root.is_dir():
-        raise ValueError(f"evaluate: data folder {root} does not exist (expected ImageNet val/ with one sub-folder per class)")
+        raise ValueError(
+            f"evaluate: data folder {root} does not exist (expected ImageNet val/ with one sub-folder per class)"
+        )
     try:
         dataset = ImageFolder(str(root), transform=transform)
     except (FileNotFoundError, RuntimeError) as exc:
