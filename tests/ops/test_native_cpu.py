@@ -1,0 +1,424 @@
+"""The native CPU backend (csrc/cpu) against the pure-PyTorch reference (grootvl_core/ops/reference.py)
+and the independent oracles of tests/ops/brute_force.py (reference-grootvl.md 1.3-1.9, 7).
+
+The native functions are called directly (``grootvl_core.ops.backend.implementation("cpu")``) and
+compared with the ``reference`` module: MST rows and BFS tables exactly (row order included),
+scans and both gradients to rounding. The public API is exercised with ``GROOTVL_OPS=native``
+(gradcheck, autograd vs ``tree_scan_ref``, errors, no hangs, no input mutation). Skipped, with the
+build error as the reason, when the native CPU extension cannot be built here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import random
+
+import pytest
+import torch
+
+from grootvl_core import ops
+from grootvl_core.ops import reference
+
+from . import brute_force
+
+backend_mod = importlib.import_module("grootvl_core.ops.backend")
+
+# Tolerances, relative to max(1, max |reference|) of the compared tensor. float32 sums thousands of
+# terms in a different order than the reference (per position vs per depth level).
+TOLERANCE = {
+    torch.float32: 2e-5,
+    torch.float64: 1e-11,
+}
+
+
+@pytest.fixture(scope="module")
+def native():
+    mod = backend_mod._load("cpu")
+    if mod is None:
+        pytest.skip(f"native CPU build unavailable: {backend_mod.native_error('cpu')}")
+    return mod
+
+
+@pytest.fixture
+def use_native(native, monkeypatch):
+    monkeypatch.setenv("GROOTVL_OPS", "native")
+    assert ops.backend("cpu") == "cpu"
+    return native
+
+
+# ----------------------------------------------------------------------------------------------
+# Builders (CPU, int64)
+# ----------------------------------------------------------------------------------------------
+
+
+def tree_rows(kind: str, v: int, rng: random.Random) -> list[tuple[int, int]]:
+    """Rows of a spanning tree over ``v`` vertices with random labels, orientation and row order."""
+    perm = list(range(v))
+    rng.shuffle(perm)
+    if kind == "chain":
+        rows = [(perm[i], perm[i + 1]) for i in range(v - 1)]
+    elif kind == "star":
+        rows = [(perm[0], perm[i]) for i in range(1, v)]
+    else:  # random recursive tree
+        rows = [(perm[k], perm[rng.randrange(k)]) for k in range(1, v)]
+    rows = [(s, t) if rng.random() < 0.5 else (t, s) for s, t in rows]
+    rng.shuffle(rows)
+    return rows
+
+
+def grid_tree_rows(h: int, w: int, batch: int, seed: int, ties: bool = False) -> torch.Tensor:
+    """(B, V-1, 2) int64 MST rows of random grid weights (reference Kruskal)."""
+    g = torch.Generator().manual_seed(seed)
+    n_e = ops.num_grid_edges(h, w)
+    if ties:
+        weights = torch.randint(0, 2, (batch, n_e), generator=g).float()
+    else:
+        weights = torch.rand(batch, n_e, generator=g)
+    edges = ops.grid_edges(h, w).expand(batch, -1, -1).contiguous()
+    tree, ok = reference.mst(edges, weights, h * w)
+    assert bool(ok.all())
+    return tree.long()
+
+
+def tree_tables(rows: torch.Tensor, root: int = 0):
+    order, parent, depth, ok = reference.bfs(rows, root)
+    assert bool(ok.all())
+    return order, parent, depth
+
+
+def scan_inputs(batch: int, d: int, v: int, dtype, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, d, v, generator=g, dtype=torch.float64)
+    a = torch.rand(batch, d, v, generator=g, dtype=torch.float64) * 0.9 + 0.05  # GrootV: exp(dt*A) in (0, 1)
+    gy = torch.randn(batch, d, v, generator=g, dtype=torch.float64)
+    return x.to(dtype), a.to(dtype), gy.to(dtype)
+
+
+def assert_close(got: torch.Tensor, want: torch.Tensor, dtype, what: str):
+    assert got.dtype == dtype, f"{what}: dtype {got.dtype}, expected {dtype}"
+    assert got.shape == want.shape, f"{what}: shape {tuple(got.shape)} vs {tuple(want.shape)}"
+    got, want = got.double(), want.double()
+    scale = want.abs().max().clamp_min(1.0) if want.numel() else 1.0
+    err = (got - want).abs().max() if want.numel() else 0.0
+    assert err <= TOLERANCE[dtype] * scale, f"{what}: max |native - reference| = {err:.3g} (scale {scale:.3g})"
+
+
+def check_all_scans(native, order, parent, depth, d: int, dtype, seed: int):
+    """Every native scan function (forward and backward, both modes) vs the reference module."""
+    batch, v = order.shape
+    x, a, gy = scan_inputs(batch, d, v, dtype, seed)
+    want_y, want_u = reference.scan_full_fwd(x, a, order, parent, depth)
+    got_y, got_u = native.scan_full_fwd(x, a, order, parent, depth)
+    assert_close(got_y, want_y, dtype, "full y")
+    assert_close(got_u, want_u, dtype, "full u (sorted space)")
+    # backward on the same (reference) saved tensors, so each function is tested on its own
+    y_c, u_c = want_y.contiguous(), want_u.contiguous()
+    want = reference.scan_full_bwd(gy, a, order, parent, depth, y_c, u_c)
+    got = native.scan_full_bwd(gy, a, order, parent, depth, y_c, u_c)
+    assert_close(got[0], want[0], dtype, "full grad_x")
+    assert_close(got[1], want[1], dtype, "full grad_a")
+    assert torch.all(got[1].gather(2, order[:, None, :1].expand(batch, d, 1)) == 0), "root grad_a must be 0"
+
+    want_s = reference.scan_subtree_fwd(x, a, order, parent, depth)
+    got_s = native.scan_subtree_fwd(x, a, order, parent, depth)
+    assert_close(got_s, want_s, dtype, "subtree y")
+    s_c = want_s.contiguous()
+    want = reference.scan_subtree_bwd(gy, a, order, parent, depth, s_c)
+    got = native.scan_subtree_bwd(gy, a, order, parent, depth, s_c)
+    assert_close(got[0], want[0], dtype, "subtree grad_x")
+    assert_close(got[1], want[1], dtype, "subtree grad_a")
+
+
+# ----------------------------------------------------------------------------------------------
+# Scans vs the reference module
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 13), (13, 1), (7, 9), (16, 16)])
+def test_scans_on_grid_msts(native, h, w, dtype):
+    rows = grid_tree_rows(h, w, batch=2, seed=h * 31 + w)
+    # D = 21: one full 64-byte channel block plus a partial one in both dtypes
+    check_all_scans(native, *tree_tables(rows), d=21, dtype=dtype, seed=h + w)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["chain", "star", "random", "ties"])
+def test_scans_on_adversarial_trees(native, kind, dtype):
+    rng = random.Random(7)
+    if kind == "ties":  # all-equal weights: the MST is decided by edge index alone
+        rows = grid_tree_rows(9, 11, batch=2, seed=3, ties=True)
+        order, parent, depth = tree_tables(rows)
+    else:
+        v = 97
+        rows = torch.tensor([tree_rows(kind, v, rng), tree_rows(kind, v, rng)])
+        tabs = [tree_tables(rows[b:b + 1], rng.randrange(v)) for b in range(2)]  # random roots
+        order, parent, depth = (torch.cat(t) for t in zip(*tabs))
+    check_all_scans(native, order, parent, depth, d=5, dtype=dtype, seed=11)
+
+
+@pytest.mark.parametrize("mode", ["full", "subtree"])
+@pytest.mark.parametrize("kind", ["chain", "star", "random"])
+def test_scan_equals_closed_form(native, mode, kind):
+    """Independent oracle: y = M x with M_ij = S(i, j) (restricted to subtrees for "subtree")."""
+    rng = random.Random(5)
+    v, root = 23, 4
+    rows = [tree_rows(kind, v, rng) for _ in range(2)]
+    order, parent, depth = tree_tables(torch.tensor(rows), root)
+    x, a, _ = scan_inputs(2, 18, v, torch.float64, seed=2)
+    if mode == "full":
+        got = native.scan_full_fwd(x, a, order, parent, depth)[0]
+    else:
+        got = native.scan_subtree_fwd(x, a, order, parent, depth)
+    want = brute_force.closed_form(x, a, rows, root, mode)
+    assert_close(got, want, torch.float64, f"{mode} vs closed form")
+
+
+def test_root_weight_is_ignored(native):
+    rows = grid_tree_rows(5, 6, batch=1, seed=1)
+    order, parent, depth = tree_tables(rows)
+    x, a, gy = scan_inputs(1, 9, 30, torch.float64, seed=3)
+    a_bad = a.clone()
+    a_bad[:, :, 0] = float("nan")  # vertex 0 is the root
+    y1, u1 = native.scan_full_fwd(x, a, order, parent, depth)
+    y2, u2 = native.scan_full_fwd(x, a_bad, order, parent, depth)
+    assert torch.equal(y1, y2) and torch.equal(u1, u2)
+    s1 = native.scan_subtree_fwd(x, a_bad, order, parent, depth)
+    gx, ga = native.scan_subtree_bwd(gy, a_bad, order, parent, depth, s1)
+    assert torch.isfinite(gx).all() and torch.isfinite(ga).all()
+    gx, ga = native.scan_full_bwd(gy, a_bad, order, parent, depth, y2, u2)
+    assert torch.isfinite(gx).all() and torch.isfinite(ga).all()
+
+
+@pytest.mark.parametrize("h,w,d,batch", [(56, 56, 160, 2), (7, 7, 1280, 2)])
+def test_grootv_t_stage_shapes(native, h, w, d, batch):
+    """GrootV-T stage 1 and stage 4 shapes (reference 1.2), float32, vs the reference module."""
+    rows = grid_tree_rows(h, w, batch, seed=d)
+    check_all_scans(native, *tree_tables(rows), d=d, dtype=torch.float32, seed=d)
+
+
+# ----------------------------------------------------------------------------------------------
+# Through the public API (GROOTVL_OPS=native)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["full", "subtree"])
+def test_tree_scan_and_gradients_equal_reference_autograd(use_native, mode):
+    h, w = 6, 7
+    tree = ops.bfs(grid_tree_rows(h, w, batch=2, seed=9))
+    for dtype in (torch.float32, torch.float64):
+        x, a, gy = scan_inputs(2, 19, h * w, dtype, seed=4)
+        xs = [x.clone().requires_grad_(), x.clone().requires_grad_()]
+        as_ = [a.clone().requires_grad_(), a.clone().requires_grad_()]
+        y_nat = ops.tree_scan(xs[0], as_[0], tree, mode=mode)
+        y_ref = ops.tree_scan_ref(xs[1], as_[1], tree, mode=mode)
+        assert_close(y_nat.detach(), y_ref.detach(), dtype, f"{mode} y")
+        (y_nat * gy).sum().backward()
+        (y_ref * gy).sum().backward()
+        assert_close(xs[0].grad, xs[1].grad, dtype, f"{mode} dL/dx")
+        assert_close(as_[0].grad, as_[1].grad, dtype, f"{mode} dL/da")
+
+
+@pytest.mark.parametrize("mode", ["full", "subtree"])
+@pytest.mark.parametrize("kind", ["grid", "random"])
+def test_gradcheck_native(use_native, mode, kind):
+    rng = random.Random(3)
+    if kind == "grid":
+        tree = ops.bfs(grid_tree_rows(3, 4, batch=2, seed=2))
+        v = 12
+    else:
+        v = 10
+        tree = ops.bfs(torch.tensor([tree_rows("random", v, rng)]), root=3)
+    batch = tree.order.shape[0]
+    x, a, _ = scan_inputs(batch, 3, v, torch.float64, seed=6)
+    x.requires_grad_()
+    a.requires_grad_()
+    assert torch.autograd.gradcheck(lambda x_, a_: ops.tree_scan(x_, a_, tree, mode=mode), (x, a))
+
+
+def test_inputs_are_not_mutated(native):
+    rows = grid_tree_rows(8, 8, batch=2, seed=12)
+    order, parent, depth = tree_tables(rows)
+    x, a, gy = scan_inputs(2, 20, 64, torch.float32, seed=8)
+    y, u = native.scan_full_fwd(x, a, order, parent, depth)
+    s = native.scan_subtree_fwd(x, a, order, parent, depth)
+    tensors = [x, a, gy, order, parent, depth, y, u, s, rows]
+    before = [t.clone() for t in tensors]
+    native.scan_full_fwd(x, a, order, parent, depth)
+    native.scan_full_bwd(gy, a, order, parent, depth, y, u)
+    native.scan_subtree_fwd(x, a, order, parent, depth)
+    native.scan_subtree_bwd(gy, a, order, parent, depth, s)
+    native.bfs(rows, 0)
+    edges = ops.grid_edges(8, 8)[None].expand(2, -1, -1).contiguous()
+    weights = torch.rand(2, edges.shape[1])
+    eb, wb = edges.clone(), weights.clone()
+    native.mst(edges, weights, 64)
+    for t, t0 in zip(tensors + [edges, weights], before + [eb, wb]):
+        assert torch.equal(t, t0)
+
+
+# ----------------------------------------------------------------------------------------------
+# MST and BFS
+# ----------------------------------------------------------------------------------------------
+
+
+def _special_weights(batch: int, n_e: int, g: torch.Generator) -> torch.Tensor:
+    """NaN (last), +-0 (equal), +-inf, negatives, exact ties."""
+    choices = torch.tensor([float("nan"), 0.0, -0.0, float("inf"), float("-inf"), -1.5, 1.0, 1.0, 2.5])
+    return choices[torch.randint(0, len(choices), (batch, n_e), generator=g)]
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 9), (9, 1), (2, 2), (7, 9), (16, 16), (56, 56)])
+@pytest.mark.parametrize("weights_kind", ["uniform", "ties", "special"])
+def test_mst_equals_reference_and_kruskal(native, h, w, weights_kind):
+    batch = 3
+    g = torch.Generator().manual_seed(h * 1000 + w)
+    edges = ops.grid_edges(h, w).expand(batch, -1, -1).contiguous()
+    n_e = edges.shape[1]
+    if weights_kind == "uniform":
+        weights = torch.rand(batch, n_e, generator=g)
+    elif weights_kind == "ties":
+        weights = torch.randint(0, 3, (batch, n_e), generator=g).float()
+    else:
+        weights = _special_weights(batch, n_e, g)
+    want_tree, want_ok = reference.mst(edges, weights, h * w)
+    got_tree, got_ok = native.mst(edges, weights, h * w)
+    assert got_tree.dtype == torch.int32 and got_tree.shape == (batch, h * w - 1, 2)
+    assert bool(got_ok.all()) and bool(want_ok.all())
+    assert torch.equal(got_tree, want_tree)  # same rows in the same (Kruskal) order
+    for b in range(batch):
+        want_set = brute_force.kruskal(edges[b].tolist(), weights[b].tolist(), h * w)
+        assert {tuple(r) for r in got_tree[b].tolist()} == want_set
+
+
+def test_mst_on_general_batched_graphs(native):
+    """Different random connected multigraphs per batch element (with self-loops, duplicates)."""
+    rng = random.Random(1)
+    v, batch, n_e = 40, 4, 150
+    all_edges = []
+    for _ in range(batch):
+        rows = tree_rows("random", v, rng)
+        rows += [(rng.randrange(v), rng.randrange(v)) for _ in range(n_e - len(rows))]
+        rng.shuffle(rows)
+        all_edges.append(rows)
+    edges = torch.tensor(all_edges)
+    weights = torch.randint(0, 4, (batch, n_e)).float()
+    weights[weights == 3] = float("nan")
+    want_tree, _ = reference.mst(edges, weights, v)
+    got_tree, got_ok = native.mst(edges, weights, v)
+    assert bool(got_ok.all())
+    assert torch.equal(got_tree, want_tree)
+    for b in range(batch):
+        assert {tuple(r) for r in got_tree[b].tolist()} == brute_force.kruskal(all_edges[b], weights[b].tolist(), v)
+
+
+def test_mst_weights_compared_as_float32(use_native):
+    """Weights that differ only beyond float32 precision tie, and the lower edge index wins."""
+    edges = torch.tensor([[0, 1], [1, 2], [0, 2]])
+    w64 = torch.tensor([[1.0 + 1e-12, 5.0, 1.0]], dtype=torch.float64)
+    got, ok = use_native.mst(edges[None].contiguous(), w64.float(), 3)
+    assert bool(ok.all())
+    assert got[0].tolist() == [[0, 1], [0, 2]]
+    assert torch.equal(ops.minimum_spanning_tree(edges, w64, 3), got)
+
+
+@pytest.mark.timeout(60)
+def test_disconnected_graph_raises_not_hangs(use_native):
+    edges = torch.tensor([[0, 1], [2, 3], [1, 0]])  # {0,1} and {2,3}
+    weights = torch.rand(2, 3)
+    tree, ok = use_native.mst(edges[None].expand(2, -1, -1).contiguous(), weights, 4)
+    assert not bool(ok.any())
+    assert tree.shape == (2, 3, 2) and (tree[:, 2:] == -1).all()  # two edges found, the rest padded
+    assert {tuple(sorted(r)) for r in tree[0, :2].tolist()} == {(0, 1), (2, 3)}
+    with pytest.raises(ValueError, match="not connected"):
+        ops.minimum_spanning_tree(edges, weights, 4)
+    # a large disconnected grid (one vertex cut off) returns promptly too
+    grid = ops.grid_edges(56, 56)
+    keep = ~((grid == 0).any(dim=1))
+    with pytest.raises(ValueError, match="not connected"):
+        ops.minimum_spanning_tree(grid[keep], torch.rand(2, int(keep.sum())), 56 * 56)
+
+
+def test_mst_out_of_range_ids_are_rejected_without_crash(use_native):
+    edges = torch.tensor([[[0, 1], [1, 7]], [[0, 1], [-3, 2]]])
+    tree, ok = use_native.mst(edges, torch.rand(2, 2), 3)
+    assert not bool(ok.any())
+    with pytest.raises(ValueError, match="edge endpoints"):
+        ops.minimum_spanning_tree(edges, torch.rand(2, 2), 3)
+    # validate=False skips the Python checks: the native code must still not crash
+    tree = ops.minimum_spanning_tree(edges, torch.rand(2, 2), 3, validate=False)
+    assert tree.shape == (2, 2, 2) and (tree == -1).all()
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 9), (9, 1), (7, 9), (16, 16), (56, 56)])
+def test_bfs_equals_reference_on_grid_msts(native, h, w):
+    rows = grid_tree_rows(h, w, batch=2, seed=h + 7 * w)
+    for root in (0, (h * w) // 2, h * w - 1):
+        want = reference.bfs(rows, root)
+        got = native.bfs(rows, root)
+        for name, gt, wt in zip(("order", "parent", "depth", "ok"), got, want):
+            assert gt.dtype == wt.dtype, name
+            assert torch.equal(gt, wt), f"{name} differs at root {root}"
+
+
+@pytest.mark.parametrize("kind", ["chain", "star", "random"])
+def test_bfs_equals_reference_on_random_trees(native, kind):
+    rng = random.Random(2)
+    v = 200
+    rows = torch.tensor([tree_rows(kind, v, rng) for _ in range(3)])
+    for root in (0, rng.randrange(v)):
+        want = reference.bfs(rows, root)
+        got = native.bfs(rows, root)
+        for name, gt, wt in zip(("order", "parent", "depth", "ok"), got, want):
+            assert torch.equal(gt, wt), f"{kind}: {name} differs at root {root}"
+        order, parent, depth, _ = got
+        assert (parent[:, 1:] < torch.arange(1, v)).all()  # parents come first
+        assert torch.equal(depth.gather(1, parent)[:, 1:] + 1, depth[:, 1:])
+
+
+@pytest.mark.timeout(60)
+def test_bfs_rejects_non_trees_without_hanging(use_native):
+    # a triangle plus an isolated vertex: 3 rows for 4 vertices, but 3 is unreachable
+    cyc = torch.tensor([[[0, 1], [1, 2], [2, 0]]])
+    _, _, _, ok = use_native.bfs(cyc, 0)
+    assert not bool(ok.any())
+    with pytest.raises(ValueError, match="spanning tree"):
+        ops.bfs(cyc, 0)
+    # out-of-range ids with validation off: no crash, ok = False
+    bad = torch.tensor([[[0, 1], [1, 9]]])
+    _, _, _, ok = use_native.bfs(bad, 0)
+    assert not bool(ok.any())
+    with pytest.raises(ValueError, match="vertex ids"):
+        ops.bfs(bad, 0)
+    order = ops.bfs(bad, 0, validate=False).order  # no checks above the native code: no crash
+    assert order.shape == (1, 3)
+
+
+def test_scans_reject_trees_that_would_read_out_of_bounds(native):
+    x, a, _ = scan_inputs(1, 4, 5, torch.float32, seed=0)
+    good = tree_tables(torch.tensor([[[0, 1], [1, 2], [2, 3], [3, 4]]]))
+    order, parent, depth = (t.clone() for t in good)
+    order[0, 2] = 99
+    with pytest.raises(RuntimeError, match="permutation"):
+        native.scan_full_fwd(x, a, order, parent, depth)
+    order, parent, depth = (t.clone() for t in good)
+    parent[0, 3] = 3  # a parent must come before its child
+    with pytest.raises(RuntimeError, match="parent"):
+        native.scan_subtree_fwd(x, a, order, parent, depth)
+
+
+def test_end_to_end_pipeline_matches_reference(use_native):
+    """cosine weights -> MST -> BFS -> scan, native vs *_ref twins, on a 12x10 feature map."""
+    feat = torch.randn(2, 8, 12, 10)
+    weights = ops.cosine_edge_weights(feat)
+    edges = ops.grid_edges(12, 10)
+    tree_n = ops.minimum_spanning_tree(edges, weights, 120)
+    tree_r = ops.minimum_spanning_tree_ref(edges, weights, 120)
+    assert torch.equal(tree_n, tree_r)
+    order_n, order_r = ops.bfs(tree_n), ops.bfs_ref(tree_r)
+    for gt, wt in zip(order_n, order_r):
+        assert torch.equal(gt, wt)
+    x, a, _ = scan_inputs(2, 6, 120, torch.float32, seed=1)
+    assert_close(ops.tree_scan(x, a, order_n), ops.tree_scan_ref(x, a, order_r), torch.float32, "pipeline y")
+    assert not math.isnan(float(ops.tree_scan(x, a, order_n, mode="subtree").sum()))
