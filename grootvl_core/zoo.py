@@ -124,6 +124,8 @@ class ZooEntry:
             (``reference-grootvl.md`` names no licence for the released GrootV checkpoints: check
             https://github.com/EasonXiao-888/GrootVL before redistributing them).
         description: one line for tables.
+        tokenizer: for ``generation`` entries, the folder or Hub repo holding ``tokenizer.json``
+            (used when the weights folder has none).
     """
 
     name: str
@@ -142,6 +144,7 @@ class ZooEntry:
     metrics: dict[str, float] = field(default_factory=dict)
     license: str = "other"
     description: str = ""
+    tokenizer: str | None = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -187,6 +190,35 @@ _ENTRIES: list[ZooEntry] = [
         flops="15.1G",
         metrics={"imagenet-1k acc@1": 84.8},
         description="GrootV-B, ImageNet-1k, 224x224",
+    ),
+    # Language (reference 4.1, 5): Mamba-130m as published on the Hub, run as plain Mamba
+    # (tree_scale=0), and the published GrootL fine-tune (a Mamba checkpoint run with tree_scale=0.3).
+    ZooEntry(
+        name="mamba-130m",
+        task="generation",
+        arch="mamba_130m",
+        model_class="MambaLM",
+        hub_repo="state-spaces/mamba-130m-hf",
+        labels=None,
+        params=129_135_360,
+        metrics={"PIQA": 64.5, "Arc-E": 48.0, "sst": 65.6, "WinoGrande": 51.8, "LAMBADA ppl": 16.1,
+                 "race": 27.4, "OpenbookQA": 16.8},
+        license="apache-2.0",
+        description="Mamba-130m (plain, tree_scale=0), Hugging Face format",
+        tokenizer="state-spaces/mamba-130m-hf",
+    ),
+    ZooEntry(
+        name="grootl-130m",
+        task="generation",
+        arch="grootl_130m",
+        model_class="GrootL",
+        official=OfficialCheckpoint(gdrive_id="1oby7sHYUxg4TIqFjIXSk8GB98fa9kSBm", filename="grootl_130m.bin"),
+        labels=None,
+        params=129_135_360,
+        metrics={"PIQA": 65.0, "Arc-E": 49.8, "sst": 69.5, "WinoGrande": 51.1, "LAMBADA ppl": 15.9,
+                 "race": 28.9, "OpenbookQA": 19.2},
+        description="GrootL-130m: Mamba-130m + tree scanning (tree_scale=0.3), LoRA fine-tune merged",
+        tokenizer="state-spaces/mamba-130m-hf",
     ),
 ]
 

@@ -44,7 +44,16 @@ from grootvl_core.ops import tree_scan
 
 from .grootl_tree import chain_tree, feature_tree, normalize_context_lengths
 
-__all__ = ["GrootL", "GrootLCache", "GrootLConfig", "GrootLOutput", "checkpoint_filter_fn"]
+__all__ = [
+    "GrootL",
+    "GrootLCache",
+    "GrootLConfig",
+    "GrootLOutput",
+    "MambaLM",
+    "checkpoint_filter_fn",
+    "grootl_130m",
+    "mamba_130m",
+]
 
 CONFIG_NAME = "config.json"
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -441,9 +450,12 @@ class GrootL(nn.Module):
         config: :class:`GrootLConfig` (default: mamba-130m shapes, ``tree_scale=0.3``).
     """
 
+    # Config values for keys a loaded config.json lacks (HF Mamba configs have no tree_scale).
+    config_defaults: dict[str, Any] = {}
+
     def __init__(self, config: GrootLConfig | None = None) -> None:
         super().__init__()
-        self.config = config if config is not None else GrootLConfig()
+        self.config = config if config is not None else GrootLConfig(**self.config_defaults)
         if not isinstance(self.config, GrootLConfig):
             raise TypeError(f"GrootL: config must be a GrootLConfig, got {type(config).__name__}")
         cfg = self.config
@@ -501,7 +513,7 @@ class GrootL(nn.Module):
                              f"values in [{lo}, {hi}]")
 
     def forward(self, input_ids: Tensor, context_lengths=None, labels: Tensor | None = None,
-                cache: GrootLCache | None = None) -> GrootLOutput:
+                cache: GrootLCache | None = None, logits_to_keep: int = 0) -> GrootLOutput:
         """Logits for ``input_ids``; with a cache, a prefill (empty cache) or decoding steps.
 
         Args:
@@ -514,6 +526,8 @@ class GrootL(nn.Module):
                 ``-100`` is ignored.
             cache: a :class:`GrootLCache`; if it holds no tokens yet the input is the prompt
                 (prefill), otherwise every input token is one decoding step.
+            logits_to_keep: compute logits for the last this-many positions only (0: all); a
+                prefill needs 1, which skips most of the ``lm_head`` work.
 
         Returns:
             :class:`GrootLOutput` with ``logits (B, L, vocab)`` float32.
@@ -535,6 +549,11 @@ class GrootL(nn.Module):
             if cache is not None:
                 cache.seqlen_offset = length
                 cache.context_lengths = ctx
+        if logits_to_keep:
+            if labels is not None:
+                raise ValueError("GrootL: labels need the logits of every position; "
+                                 "leave logits_to_keep at 0")
+            hidden = hidden[:, -int(logits_to_keep):]
         hidden = self.backbone.norm_f(hidden)
         logits = self.lm_head(hidden.to(self.lm_head.weight.dtype)).float()
         loss = None
@@ -560,7 +579,8 @@ class GrootL(nn.Module):
             ``(B, vocab)`` float32 logits of the last prompt token.
         """
         cache.reset()
-        return self(input_ids, context_lengths=context_lengths, cache=cache).logits[:, -1]
+        return self(input_ids, context_lengths=context_lengths, cache=cache,
+                    logits_to_keep=1).logits[:, -1]
 
     def step(self, input_ids: Tensor, cache: GrootLCache) -> Tensor:
         """One decoding step for ``input_ids`` of shape ``(B,)`` or ``(B, 1)``.
@@ -572,7 +592,7 @@ class GrootL(nn.Module):
             raise RuntimeError("GrootL.step: the cache is empty; call prefill(prompt_ids, cache) first")
         if isinstance(input_ids, Tensor) and input_ids.dim() == 1:
             input_ids = input_ids[:, None]
-        return self(input_ids, cache=cache).logits[:, -1]
+        return self(input_ids, cache=cache, logits_to_keep=1).logits[:, -1]
 
     # ------------------------------------------------------------------------------------------
     # Checkpoints (Hugging Face format: config.json + model.safetensors)
@@ -582,7 +602,8 @@ class GrootL(nn.Module):
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, revision: str | None = None,
                         cache_dir: str | os.PathLike | None = None, token: str | None = None,
                         local_files_only: bool = False, device: torch.device | str | None = None,
-                        dtype: torch.dtype | None = None, **config_overrides: Any) -> GrootL:
+                        dtype: torch.dtype | None = None, map_location: torch.device | str | None = None,
+                        strict: bool = True, **config_overrides: Any) -> GrootL:
         """Load a Hugging Face Mamba/GrootL checkpoint from a folder or a Hub repo id.
 
         The folder (or repo) holds ``config.json`` (HF ``MambaConfig`` keys; ``vocab_size`` is read
@@ -594,9 +615,13 @@ class GrootL(nn.Module):
         Args:
             name_or_path: local folder or repo id (``"state-spaces/mamba-130m-hf"``).
             revision, cache_dir, token, local_files_only: passed to ``snapshot_download``.
-            device: where to put the model (default CPU).
+            device: where to put the model (default CPU); ``map_location`` is an alias
+                (huggingface_hub mixin spelling).
             dtype: parameter dtype (default: float32).
+            strict: fail on missing / unexpected keys (shape mismatches always fail).
             **config_overrides: config fields to replace, e.g. ``tree_scale=0.0`` for plain Mamba.
+                Keys absent from config.json take :attr:`config_defaults` first (``MambaLM``:
+                ``tree_scale=0``), then the :class:`GrootLConfig` defaults.
 
         Returns:
             :class:`GrootL` in eval mode.
@@ -613,21 +638,24 @@ class GrootL(nn.Module):
         if not config_path.is_file():
             raise OSError(f"GrootL.from_pretrained: no {CONFIG_NAME} in {folder}")
         with open(config_path, encoding="utf-8") as f:
-            config = GrootLConfig.from_dict(json.load(f), **config_overrides)
+            raw = json.load(f)
+        config = GrootLConfig.from_dict({**cls.config_defaults, **raw}, **config_overrides)
         state_dict = _load_weights(folder)
         model = cls(config)
-        model.load_checkpoint(state_dict)
+        model.load_checkpoint(state_dict, strict=strict)
         if dtype is not None:
             model.to(dtype=dtype)
+        device = device if device is not None else map_location
         if device is not None:
             model.to(device)
         return model.eval()
 
-    def load_checkpoint(self, state_dict: dict[str, Tensor]) -> None:
+    def load_checkpoint(self, state_dict: dict[str, Tensor], strict: bool = True) -> None:
         """Load a ``MambaForCausalLM``-format state dict, failing clearly on any mismatch.
 
         Args:
             state_dict: key -> tensor (passed through :func:`checkpoint_filter_fn` first).
+            strict: also fail on missing / unexpected keys (shape mismatches always fail).
 
         Raises:
             ValueError: naming the missing and unexpected keys and the shape mismatches.
@@ -649,6 +677,8 @@ class GrootL(nn.Module):
         unexpected = sorted(set(state_dict) - set(expected))
         mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
                       for k, v in state_dict.items() if k in expected and v.shape != expected[k].shape]
+        if not strict:
+            missing, unexpected = [], []
         if missing or unexpected or mismatched:
             parts = []
             if missing:
@@ -658,7 +688,7 @@ class GrootL(nn.Module):
             if mismatched:
                 parts.append(f"shape mismatches ({len(mismatched)}): {_short(mismatched)}")
             raise ValueError("GrootL: the checkpoint does not match the config: " + "; ".join(parts))
-        self.load_state_dict(state_dict, strict=False)
+        self.load_state_dict({k: v for k, v in state_dict.items() if k in expected}, strict=False)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (HF format; tied ``lm_head`` omitted).
@@ -703,21 +733,23 @@ def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: GrootL | None = N
                          ) -> dict[str, Tensor]:
     """Map a foreign state dict onto GrootL's (= ``MambaForCausalLM``'s) keys; pure and idempotent.
 
-    Unwraps ``{"model": ...}`` / ``{"state_dict": ...}`` / ``{"module": ...}`` and renames
-    ``backbone.embedding.`` (mamba_ssm naming) to ``backbone.embeddings.``; native dicts pass through.
+    Unwraps ``{"model": ...}`` / ``{"state_dict": ...}`` / ``{"module": ...}``, renames
+    ``backbone.embedding.`` (mamba_ssm naming) to ``backbone.embeddings.``, and, for a ``model`` with
+    tied embeddings, fills an absent ``lm_head.weight`` with the embedding matrix (HF files omit it).
     """
     for wrapper in ("model", "state_dict", "module"):
         inner = state_dict.get(wrapper) if isinstance(state_dict, dict) else None
         if isinstance(inner, dict) and inner and all(isinstance(k, str) for k in inner):
             state_dict = inner
             break
-    if "backbone.embeddings.weight" in state_dict:
-        return dict(state_dict)
     out = {}
     for k, v in state_dict.items():
         if k.startswith("backbone.embedding."):
             k = "backbone.embeddings." + k[len("backbone.embedding."):]
         out[k] = v
+    tied = model is not None and model.config.tie_word_embeddings
+    if tied and "lm_head.weight" not in out and "backbone.embeddings.weight" in out:
+        out["lm_head.weight"] = out["backbone.embeddings.weight"]
     return out
 
 
@@ -774,3 +806,34 @@ def _load_weights(folder: Path) -> dict[str, Tensor]:
     present = sorted(p.name for p in folder.iterdir())
     raise OSError(f"GrootL.from_pretrained: no weights in {folder} (looked for {SAFE_WEIGHTS_NAME}, "
                   f"{SAFE_WEIGHTS_INDEX_NAME}, {PT_WEIGHTS_NAME}); found {present}")
+
+
+class MambaLM(GrootL):
+    """Plain Mamba: :class:`GrootL` whose config defaults to ``tree_scale=0`` when config.json does
+    not set it (e.g. ``state-spaces/mamba-130m-hf``)."""
+
+    config_defaults = {"tree_scale": 0.0}
+
+
+# ----------------------------------------------------------------------------------------------
+# Factories (zoo architectures)
+# ----------------------------------------------------------------------------------------------
+
+
+def grootl_130m(pretrained: bool = False, **kwargs: Any) -> GrootL:
+    """GrootL on Mamba-130m (reference 4.1 shapes, ``tree_scale=0.3``), random weights.
+
+    The published weights come from ``grootvl_core.zoo.load_model("grootl-130m")``.
+    """
+    if pretrained:
+        raise ValueError("grootl_130m: the published GrootL weights are not on the Hub; load them "
+                         "with grootvl_core.zoo.load_model('grootl-130m')")
+    return GrootL(GrootLConfig(**kwargs))
+
+
+def mamba_130m(pretrained: bool = False, **kwargs: Any) -> MambaLM:
+    """Plain Mamba-130m (``tree_scale=0``); ``pretrained`` loads ``state-spaces/mamba-130m-hf``."""
+    kwargs = {**MambaLM.config_defaults, **kwargs}
+    if pretrained:
+        return MambaLM.from_pretrained("state-spaces/mamba-130m-hf", **kwargs)
+    return MambaLM(GrootLConfig(**kwargs))

@@ -469,3 +469,23 @@ def test_checkpoint_filter_fn_is_idempotent():
     assert checkpoint_filter_fn(once) == once
     assert math.isclose(float(once["backbone.embeddings.weight"].sum()),
                         float(sd["backbone.embeddings.weight"].sum()))
+
+
+def test_mamba_lm_defaults_to_plain_and_factories(tmp_path):
+    from grootvl_core.models.grootl import MambaLM, grootl_130m, mamba_130m
+
+    model = tiny_model()
+    folder = model.save_pretrained(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    del config["tree_scale"]  # as in state-spaces/mamba-130m-hf
+    (folder / "config.json").write_text(json.dumps(config))
+    assert MambaLM.from_pretrained(folder).config.tree_scale == 0.0
+    assert GrootL.from_pretrained(folder, map_location="cpu").config.tree_scale == 0.3
+    with torch.device("meta"):
+        assert mamba_130m().config.tree_scale == 0.0 and isinstance(mamba_130m(), MambaLM)
+        assert grootl_130m().config.tree_scale == 0.3
+    with pytest.raises(ValueError, match="zoo"):
+        grootl_130m(pretrained=True)
+    sd = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    filled = checkpoint_filter_fn(sd, model)
+    assert filled["lm_head.weight"] is sd["backbone.embeddings.weight"]
