@@ -18,6 +18,7 @@ using cpu::Tile;
 template <typename scalar_t>
 inline void prop_line(scalar_t* __restrict u, const scalar_t* __restrict e, const scalar_t* __restrict yp) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
+  GROOTVL_SIMD
   for (int64_t k = 0; k < K; ++k) u[k] = (scalar_t(1) - e[k] * e[k]) * u[k] + e[k] * yp[k];
 }
 
@@ -26,6 +27,7 @@ template <typename scalar_t>
 inline void full_grad_line(scalar_t* __restrict g, scalar_t* __restrict e, const scalar_t* __restrict ux,
                            const scalar_t* __restrict yx_p, const scalar_t* __restrict yg_p) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
+  GROOTVL_SIMD
   for (int64_t k = 0; k < K; ++k) {
     const scalar_t ek = e[k], ug = g[k], uk = ux[k];
     e[k] = ug * (yx_p[k] - ek * uk) + uk * (yg_p[k] - ek * ug);

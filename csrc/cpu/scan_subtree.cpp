@@ -18,6 +18,7 @@ template <typename scalar_t>
 inline void subtree_grad_line(scalar_t* __restrict g, scalar_t* __restrict e, const scalar_t* __restrict y,
                               const scalar_t* __restrict g_p) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
+  GROOTVL_SIMD
   for (int64_t k = 0; k < K; ++k) {
     const scalar_t ek = e[k];
     e[k] = g_p[k] * y[k];
