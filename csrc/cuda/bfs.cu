@@ -22,7 +22,7 @@
 namespace grootvl {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 128;  // frontiers are narrow; few warps keep the per-level barriers cheap
 
 __global__ void adjacency_keys_kernel(const int64_t* __restrict__ tree, int64_t batch, int64_t n_entries,
                                       int64_t n_vert, int64_t* __restrict__ keys) {

@@ -46,9 +46,14 @@ def cuda_toolkit_home() -> str | None:
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         return None
-    # NOTE: resolve the symlink (/usr/local/bin/nvcc -> /usr/local/cuda-13.0/bin/nvcc); torch would
-    # otherwise take the link's grandparent (/usr/local) and fail to link -lcudart.
-    return str(Path(nvcc).resolve().parent.parent)
+    # NOTE: nvcc on PATH may be a symlink or a wrapper script (/usr/local/bin/nvcc runs
+    # /usr/local/cuda-13.0/bin/nvcc); its grandparent (/usr/local) is then no toolkit and linking
+    # -lcudart fails, so take the first candidate that holds the CUDA runtime headers.
+    first = Path(nvcc).resolve().parent.parent
+    for cand in (first, Path("/usr/local/cuda"), *sorted(Path("/usr/local").glob("cuda-*"), reverse=True)):
+        if (cand / "bin" / "nvcc").exists() and (cand / "include" / "cuda_runtime.h").is_file():
+            return str(cand)
+    return str(first)
 
 
 def _pip_cuda_includes() -> list[str]:

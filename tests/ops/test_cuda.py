@@ -354,8 +354,8 @@ def test_half_inputs(native, auto_backend, mode, dtype):
 def test_public_api_matches_reference_with_autograd(native, auto_backend, mode):
     tree = _public_tree(9, 7, 3, seed=8)
     x, a = scan_inputs(3, 35, 63, torch.float32, seed=9)
-    xd, ad = x.to(DEV).requires_grad_(), a.to(DEV).requires_grad_()
-    xr, ar = x.clone().requires_grad_(), a.clone().requires_grad_()
+    xd, ad = x.to(DEV).detach().clone().requires_grad_(), a.to(DEV).detach().clone().requires_grad_()
+    xr, ar = x.detach().clone().requires_grad_(), a.detach().clone().requires_grad_()
     y = ops.tree_scan(xd, ad, tree, mode=mode)
     y_ref = ops.tree_scan_ref(xr, ar, ops.TreeOrder(*(t.cpu() for t in tree)), mode=mode)
     assert_close(y, y_ref, torch.float32, "public forward")
