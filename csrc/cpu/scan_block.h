@@ -40,38 +40,48 @@ constexpr int64_t block_size() {
   return 64 / static_cast<int64_t>(sizeof(scalar_t));
 }
 
-// Rejects a tree that would make the scan read or write out of bounds: `order[b]` must be a
-// permutation of [0, V) and `parent[b, i]` must lie in [0, i) for every non-root position
-// (parents before children). Cheap next to the O(B D V) scan.
-inline void check_tree(const char* op, const Tensor& order, const Tensor& parent) {
+// Validates the tree and packs, for every position i of every batch element, the vertex at i and
+// the vertex of its parent: walk[2 (b V + i)] = order[b, i], walk[2 (b V + i) + 1] = order[b, parent[b, i]]
+// (the root's parent is itself). Rejects, with an error, any tree that would make a scan read or
+// write out of bounds: `order[b]` must be a permutation of [0, V) and `parent[b, i]` must lie in
+// [0, i) for every non-root position (parents before children). O(B V), cheap next to the scan.
+inline std::vector<int64_t> tree_walk(const char* op, const Tensor& order, const Tensor& parent) {
   const int64_t batch = order.size(0), n = order.size(1);
-  const int64_t* ord = order.data_ptr<int64_t>();
-  const int64_t* par = parent.data_ptr<int64_t>();
+  const Tensor oc = order.contiguous(), pc = parent.contiguous();
+  const int64_t* ord = oc.data_ptr<int64_t>();
+  const int64_t* par = pc.data_ptr<int64_t>();
+  std::vector<int64_t> walk(2 * batch * n);
   std::vector<char> seen(n);
   for (int64_t b = 0; b < batch; ++b) {
     std::fill(seen.begin(), seen.end(), 0);
+    const int64_t* o = ord + b * n;
+    const int64_t* p = par + b * n;
+    int64_t* w = walk.data() + 2 * b * n;
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t v = ord[b * n + i];
+      const int64_t v = o[i];
       TORCH_CHECK(v >= 0 && v < n && !seen[v], op, ": order[", b, "] must be a permutation of [0, ", n,
                   "); position ", i, " holds ", v, ". Build the tree with grootvl_core.ops.bfs");
       seen[v] = 1;
-      const int64_t p = par[b * n + i];
-      TORCH_CHECK(i == 0 || (p >= 0 && p < i), op, ": parent[", b, ", ", i, "] = ", p,
+      TORCH_CHECK(i == 0 || (p[i] >= 0 && p[i] < i), op, ": parent[", b, ", ", i, "] = ", p[i],
                   " must be a position in [0, ", i, ") (parents come before children)");
+      w[2 * i] = v;
+      w[2 * i + 1] = i == 0 ? v : o[p[i]];
     }
   }
+  return walk;
 }
 
-// One (batch, channel block) tile of a (B, D, V) tensor: `base` points at [b, d0, 0], `nk` of
-// the kBlock channels are real.
+// One (batch, channel block) tile of a (B, D, V) tensor: `offset` locates [b, d0, 0], `nk` of
+// the kBlock channels are real, `walk` is the batch element's (vertex, parent vertex) pairs.
 template <typename scalar_t>
 struct Tile {
   static constexpr int64_t kBlock = block_size<scalar_t>();
-  int64_t n;        // V
-  int64_t nk;       // real channels in this block (<= kBlock)
-  int64_t offset;   // element offset of [b, d0, 0]
-  const int64_t* order;   // order[b]
-  const int64_t* parent;  // parent[b]
+  int64_t n;             // V
+  int64_t nk;            // real channels in this block (<= kBlock)
+  int64_t offset;        // element offset of [b, d0, 0]
+  const int64_t* walk;   // walk[2 i] = vertex at position i, walk[2 i + 1] = its parent's vertex
+  int64_t vertex(int64_t i) const { return walk[2 * i]; }
+  int64_t parent_vertex(int64_t i) const { return walk[2 * i + 1]; }
 };
 
 // Square block transpose dst[c * ds + r] = src[r * ss + c] for r, c < R, R = 16 bytes / scalar:
@@ -81,18 +91,20 @@ constexpr int64_t transpose_width() {
   return 16 / static_cast<int64_t>(sizeof(scalar_t));
 }
 
-template <typename scalar_t>
-inline void transpose_square(const scalar_t* __restrict src, int64_t ss, scalar_t* __restrict dst, int64_t ds) {
+template <typename scalar_t, typename Rows>
+inline void transpose_square(const Rows& row, scalar_t* __restrict dst, int64_t ds) {
   constexpr int64_t R = transpose_width<scalar_t>();
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t c = 0; c < R; ++c) dst[c * ds + r] = src[r * ss + c];
+  for (int64_t r = 0; r < R; ++r) {
+    const scalar_t* src = row(r);
+    for (int64_t c = 0; c < R; ++c) dst[c * ds + r] = src[c];
+  }
 }
 
 #if defined(__SSE2__)
-template <>
-inline void transpose_square<float>(const float* __restrict src, int64_t ss, float* __restrict dst, int64_t ds) {
-  __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + ss);
-  __m128 r2 = _mm_loadu_ps(src + 2 * ss), r3 = _mm_loadu_ps(src + 3 * ss);
+template <typename Rows>
+inline void transpose_square(const Rows& row, float* __restrict dst, int64_t ds) {
+  __m128 r0 = _mm_loadu_ps(row(0)), r1 = _mm_loadu_ps(row(1));
+  __m128 r2 = _mm_loadu_ps(row(2)), r3 = _mm_loadu_ps(row(3));
   _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
   _mm_storeu_ps(dst, r0);
   _mm_storeu_ps(dst + ds, r1);
@@ -100,9 +112,9 @@ inline void transpose_square<float>(const float* __restrict src, int64_t ss, flo
   _mm_storeu_ps(dst + 3 * ds, r3);
 }
 
-template <>
-inline void transpose_square<double>(const double* __restrict src, int64_t ss, double* __restrict dst, int64_t ds) {
-  const __m128d r0 = _mm_loadu_pd(src), r1 = _mm_loadu_pd(src + ss);
+template <typename Rows>
+inline void transpose_square(const Rows& row, double* __restrict dst, int64_t ds) {
+  const __m128d r0 = _mm_loadu_pd(row(0)), r1 = _mm_loadu_pd(row(1));
   _mm_storeu_pd(dst, _mm_unpacklo_pd(r0, r1));
   _mm_storeu_pd(dst + ds, _mm_unpackhi_pd(r0, r1));
 }
@@ -117,7 +129,10 @@ inline void load_tile(const Tile<scalar_t>& t, const scalar_t* __restrict src, s
   const scalar_t* s = src + t.offset;
   const int64_t n = t.n, kfull = t.nk / R * R, vfull = n / R * R;
   for (int64_t v0 = 0; v0 < vfull; v0 += R)
-    for (int64_t k0 = 0; k0 < kfull; k0 += R) transpose_square(s + k0 * n + v0, n, dst + v0 * K + k0, K);
+    for (int64_t k0 = 0; k0 < kfull; k0 += R) {
+      const scalar_t* base = s + k0 * n + v0;
+      transpose_square([&](int64_t r) { return base + r * n; }, dst + v0 * K + k0, K);
+    }
   for (int64_t v = vfull; v < n; ++v)
     for (int64_t k = 0; k < kfull; ++k) dst[v * K + k] = s[k * n + v];
   if (kfull < K) {
@@ -129,19 +144,37 @@ inline void load_tile(const Tile<scalar_t>& t, const scalar_t* __restrict src, s
   }
 }
 
-// dst[k][v] = src[v][k] for the tile's real channels: [V][kBlock] scratch -> (B, D, V).
-template <typename scalar_t>
-inline void store_tile(const Tile<scalar_t>& t, const scalar_t* __restrict src, scalar_t* __restrict dst) {
+// dst[k][i] = src[row(i)][k] for the tile's real channels: [V][kBlock] scratch -> (B, D, V), where
+// row(i) is the scratch row stored at column i (i itself, or the vertex at position i).
+template <typename scalar_t, typename RowOf>
+inline void store_tile_rows(const Tile<scalar_t>& t, const scalar_t* __restrict src, const RowOf& row_of,
+                            scalar_t* __restrict dst) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
   constexpr int64_t R = transpose_width<scalar_t>();
   scalar_t* d = dst + t.offset;
   const int64_t n = t.n, kfull = t.nk / R * R, vfull = n / R * R;
-  for (int64_t v0 = 0; v0 < vfull; v0 += R)
-    for (int64_t k0 = 0; k0 < kfull; k0 += R) transpose_square(src + v0 * K + k0, K, d + k0 * n + v0, n);
-  for (int64_t v = vfull; v < n; ++v)
-    for (int64_t k = 0; k < kfull; ++k) d[k * n + v] = src[v * K + k];
+  for (int64_t i0 = 0; i0 < vfull; i0 += R) {
+    const scalar_t* rows[R];
+    for (int64_t r = 0; r < R; ++r) rows[r] = src + row_of(i0 + r) * K;
+    for (int64_t k0 = 0; k0 < kfull; k0 += R)
+      transpose_square([&](int64_t r) { return rows[r] + k0; }, d + k0 * n + i0, n);
+  }
+  for (int64_t i = vfull; i < n; ++i)
+    for (int64_t k = 0; k < kfull; ++k) d[k * n + i] = src[row_of(i) * K + k];
   for (int64_t k = kfull; k < t.nk; ++k)
-    for (int64_t v = 0; v < n; ++v) d[k * n + v] = src[v * K + k];
+    for (int64_t i = 0; i < n; ++i) d[k * n + i] = src[row_of(i) * K + k];
+}
+
+// dst[k][v] = src[v][k]: vertex-major scratch -> (B, D, V) in vertex order.
+template <typename scalar_t>
+inline void store_tile(const Tile<scalar_t>& t, const scalar_t* src, scalar_t* dst) {
+  store_tile_rows(t, src, [](int64_t i) { return i; }, dst);
+}
+
+// dst[k][i] = src[v(i)][k]: vertex-major scratch -> (B, D, V) in sorted (position) order.
+template <typename scalar_t>
+inline void store_tile_sorted(const Tile<scalar_t>& t, const scalar_t* src, scalar_t* dst) {
+  store_tile_rows(t, src, [&t](int64_t i) { return t.vertex(i); }, dst);
 }
 
 // up[k] += e[k] * u[k] over one line; the pointers never alias (a vertex and its parent).
@@ -153,36 +186,28 @@ inline void axpy_line(scalar_t* __restrict up, const scalar_t* __restrict e, con
 }
 
 // Pass 1 (leaf to root) on vertex-major scratch, in place: U[v(p(i))] += e[v(i)] * U[v(i)] for
-// positions i = V-1 .. 1. If `sorted` is given, it receives the finished U of every position in
-// position order (sorted[i] = U[v(i)]), which is what the full scan's backward needs.
+// positions i = V-1 .. 1.
 template <typename scalar_t>
-inline void leaf_to_root(const Tile<scalar_t>& t, const scalar_t* e, scalar_t* u, scalar_t* sorted) {
+inline void leaf_to_root(const Tile<scalar_t>& t, const scalar_t* e, scalar_t* u) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
   for (int64_t i = t.n - 1; i >= 1; --i) {
-    const int64_t v = t.order[i];
-    scalar_t* up = u + t.order[t.parent[i]] * K;
-    const scalar_t* ui = u + v * K;
-    const scalar_t* ei = e + v * K;
-    axpy_line<scalar_t>(up, ei, ui);
-    if (sorted != nullptr) std::memcpy(sorted + i * K, ui, K * sizeof(scalar_t));
+    const int64_t v = t.vertex(i), pv = t.parent_vertex(i);
+    axpy_line<scalar_t>(u + pv * K, e + v * K, u + v * K);
   }
-  if (sorted != nullptr) std::memcpy(sorted, u + t.order[0] * K, K * sizeof(scalar_t));
 }
 
 // Runs `fn(tile, scratch)` for every (batch, channel block) of a (B, D, V) problem, in parallel;
 // `scratch` holds `buffers` uninitialised [V][kBlock] buffers, allocated once per thread range.
 template <typename scalar_t, typename Fn>
-inline void for_each_tile(int64_t batch, int64_t channels, int64_t n, const Tensor& order, const Tensor& parent,
+inline void for_each_tile(int64_t batch, int64_t channels, int64_t n, const std::vector<int64_t>& walk,
                           int64_t buffers, const Fn& fn) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
   const int64_t blocks = (channels + K - 1) / K;
-  const int64_t* ord = order.data_ptr<int64_t>();
-  const int64_t* par = parent.data_ptr<int64_t>();
   at::parallel_for(0, batch * blocks, 1, [&](int64_t begin, int64_t end) {
     std::unique_ptr<scalar_t[]> scratch(new scalar_t[buffers * n * K]);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / blocks, d0 = (task % blocks) * K;
-      Tile<scalar_t> t{n, std::min(K, channels - d0), (b * channels + d0) * n, ord + b * n, par + b * n};
+      Tile<scalar_t> t{n, std::min(K, channels - d0), (b * channels + d0) * n, walk.data() + 2 * b * n};
       fn(t, scratch.get());
     }
   });

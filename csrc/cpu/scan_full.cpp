@@ -41,8 +41,8 @@ template <typename scalar_t>
 inline void root_to_leaf_full(const Tile<scalar_t>& t, const scalar_t* e, scalar_t* u) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
   for (int64_t i = 1; i < t.n; ++i) {
-    const int64_t v = t.order[i];
-    const scalar_t* yp = u + t.order[t.parent[i]] * K;
+    const int64_t v = t.vertex(i);
+    const scalar_t* yp = u + t.parent_vertex(i) * K;
     scalar_t* ui = u + v * K;
     const scalar_t* ei = e + v * K;
     prop_line<scalar_t>(ui, ei, yp);
@@ -54,7 +54,7 @@ inline void root_to_leaf_full(const Tile<scalar_t>& t, const scalar_t* e, scalar
 Pair scan_full_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent,
                        const Tensor& depth) {
   (void)depth;  // the CPU walks positions sequentially; depth levels are not needed
-  cpu::check_tree("scan_full_fwd", order, parent);
+  const std::vector<int64_t> walk = cpu::tree_walk("scan_full_fwd", order, parent);
   const Tensor xc = x.contiguous(), ac = a.contiguous();
   const int64_t batch = x.size(0), channels = x.size(1), n = x.size(2);
   Tensor y = at::empty_like(xc);
@@ -65,14 +65,13 @@ Pair scan_full_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& order, co
     const scalar_t* ap = ac.data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
     scalar_t* up = u.data_ptr<scalar_t>();
-    cpu::for_each_tile<scalar_t>(batch, channels, n, order, parent, 3, [&](const Tile<scalar_t>& t, scalar_t* s) {
-      scalar_t* buf_x = s;              // x -> U (pass 1) -> Y (pass 2), vertex-major
-      scalar_t* buf_e = s + n * K;      // a, vertex-major
-      scalar_t* buf_u = s + 2 * n * K;  // U, position-major
+    cpu::for_each_tile<scalar_t>(batch, channels, n, walk, 2, [&](const Tile<scalar_t>& t, scalar_t* s) {
+      scalar_t* buf_x = s;          // x -> U (pass 1) -> Y (pass 2), vertex-major
+      scalar_t* buf_e = s + n * K;  // a, vertex-major
       cpu::load_tile(t, xp, buf_x);
       cpu::load_tile(t, ap, buf_e);
-      cpu::leaf_to_root(t, buf_e, buf_x, buf_u);
-      cpu::store_tile(t, buf_u, up);
+      cpu::leaf_to_root(t, buf_e, buf_x);
+      cpu::store_tile_sorted(t, buf_x, up);
       root_to_leaf_full(t, buf_e, buf_x);
       cpu::store_tile(t, buf_x, yp);
     });
@@ -83,7 +82,7 @@ Pair scan_full_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& order, co
 Pair scan_full_bwd_cpu(const Tensor& g, const Tensor& a, const Tensor& order, const Tensor& parent,
                        const Tensor& depth, const Tensor& y, const Tensor& u) {
   (void)depth;
-  cpu::check_tree("scan_full_bwd", order, parent);
+  const std::vector<int64_t> walk = cpu::tree_walk("scan_full_bwd", order, parent);
   const Tensor gc = g.contiguous(), ac = a.contiguous(), yc = y.contiguous(), uc = u.contiguous();
   const int64_t batch = g.size(0), channels = g.size(1), n = g.size(2);
   Tensor grad_x = at::empty_like(gc);
@@ -96,7 +95,7 @@ Pair scan_full_bwd_cpu(const Tensor& g, const Tensor& a, const Tensor& order, co
     const scalar_t* uxp = uc.data_ptr<scalar_t>();
     scalar_t* gxp = grad_x.data_ptr<scalar_t>();
     scalar_t* gap = grad_a.data_ptr<scalar_t>();
-    cpu::for_each_tile<scalar_t>(batch, channels, n, order, parent, 4, [&](const Tile<scalar_t>& t, scalar_t* s) {
+    cpu::for_each_tile<scalar_t>(batch, channels, n, walk, 4, [&](const Tile<scalar_t>& t, scalar_t* s) {
       scalar_t* buf_g = s;               // g -> Ug (pass 1) -> Yg (pass 2, in place), vertex-major
       scalar_t* buf_e = s + n * K;       // a -> grad_a (in place, vertex by vertex), vertex-major
       scalar_t* buf_yx = s + 2 * n * K;  // forward y, vertex-major
@@ -105,12 +104,12 @@ Pair scan_full_bwd_cpu(const Tensor& g, const Tensor& a, const Tensor& order, co
       cpu::load_tile(t, ap, buf_e);
       cpu::load_tile(t, yxp, buf_yx);
       cpu::load_tile(t, uxp, buf_ux);
-      cpu::leaf_to_root<scalar_t>(t, buf_e, buf_g, nullptr);
+      cpu::leaf_to_root(t, buf_e, buf_g);
       for (int64_t i = 1; i < n; ++i) {
-        const int64_t v = t.order[i], pv = t.order[t.parent[i]];
+        const int64_t v = t.vertex(i), pv = t.parent_vertex(i);
         full_grad_line<scalar_t>(buf_g + v * K, buf_e + v * K, buf_ux + i * K, buf_yx + pv * K, buf_g + pv * K);
       }
-      scalar_t* e_root = buf_e + t.order[0] * K;
+      scalar_t* e_root = buf_e + t.vertex(0) * K;
       for (int64_t k = 0; k < K; ++k) e_root[k] = scalar_t(0);  // the root has no edge
       cpu::store_tile(t, buf_g, gxp);
       cpu::store_tile(t, buf_e, gap);

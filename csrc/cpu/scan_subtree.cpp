@@ -31,7 +31,7 @@ inline void subtree_grad_line(scalar_t* __restrict g, scalar_t* __restrict e, co
 Tensor scan_subtree_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent,
                             const Tensor& depth) {
   (void)depth;  // the CPU walks positions sequentially; depth levels are not needed
-  cpu::check_tree("scan_subtree_fwd", order, parent);
+  const std::vector<int64_t> walk = cpu::tree_walk("scan_subtree_fwd", order, parent);
   const Tensor xc = x.contiguous(), ac = a.contiguous();
   const int64_t batch = x.size(0), channels = x.size(1), n = x.size(2);
   Tensor y = at::empty_like(xc);
@@ -40,12 +40,12 @@ Tensor scan_subtree_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& orde
     const scalar_t* xp = xc.data_ptr<scalar_t>();
     const scalar_t* ap = ac.data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
-    cpu::for_each_tile<scalar_t>(batch, channels, n, order, parent, 2, [&](const Tile<scalar_t>& t, scalar_t* s) {
+    cpu::for_each_tile<scalar_t>(batch, channels, n, walk, 2, [&](const Tile<scalar_t>& t, scalar_t* s) {
       scalar_t* buf_x = s;          // x -> U (pass 1), vertex-major
       scalar_t* buf_e = s + n * K;  // a, vertex-major
       cpu::load_tile(t, xp, buf_x);
       cpu::load_tile(t, ap, buf_e);
-      cpu::leaf_to_root<scalar_t>(t, buf_e, buf_x, nullptr);
+      cpu::leaf_to_root(t, buf_e, buf_x);
       cpu::store_tile(t, buf_x, yp);
     });
   });
@@ -55,7 +55,7 @@ Tensor scan_subtree_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& orde
 Pair scan_subtree_bwd_cpu(const Tensor& g, const Tensor& a, const Tensor& order, const Tensor& parent,
                           const Tensor& depth, const Tensor& y) {
   (void)depth;
-  cpu::check_tree("scan_subtree_bwd", order, parent);
+  const std::vector<int64_t> walk = cpu::tree_walk("scan_subtree_bwd", order, parent);
   const Tensor gc = g.contiguous(), ac = a.contiguous(), yc = y.contiguous();
   const int64_t batch = g.size(0), channels = g.size(1), n = g.size(2);
   Tensor grad_x = at::empty_like(gc);
@@ -67,7 +67,7 @@ Pair scan_subtree_bwd_cpu(const Tensor& g, const Tensor& a, const Tensor& order,
     const scalar_t* yp = yc.data_ptr<scalar_t>();
     scalar_t* gxp = grad_x.data_ptr<scalar_t>();
     scalar_t* gap = grad_a.data_ptr<scalar_t>();
-    cpu::for_each_tile<scalar_t>(batch, channels, n, order, parent, 3, [&](const Tile<scalar_t>& t, scalar_t* s) {
+    cpu::for_each_tile<scalar_t>(batch, channels, n, walk, 3, [&](const Tile<scalar_t>& t, scalar_t* s) {
       scalar_t* buf_g = s;              // g -> G (prefix over ancestors, in place), vertex-major
       scalar_t* buf_e = s + n * K;      // a -> grad_a (in place, vertex by vertex), vertex-major
       scalar_t* buf_y = s + 2 * n * K;  // forward y, vertex-major
@@ -75,10 +75,10 @@ Pair scan_subtree_bwd_cpu(const Tensor& g, const Tensor& a, const Tensor& order,
       cpu::load_tile(t, ap, buf_e);
       cpu::load_tile(t, yp, buf_y);
       for (int64_t i = 1; i < n; ++i) {
-        const int64_t v = t.order[i];
-        subtree_grad_line<scalar_t>(buf_g + v * K, buf_e + v * K, buf_y + v * K, buf_g + t.order[t.parent[i]] * K);
+        const int64_t v = t.vertex(i);
+        subtree_grad_line<scalar_t>(buf_g + v * K, buf_e + v * K, buf_y + v * K, buf_g + t.parent_vertex(i) * K);
       }
-      scalar_t* e_root = buf_e + t.order[0] * K;
+      scalar_t* e_root = buf_e + t.vertex(0) * K;
       for (int64_t k = 0; k < K; ++k) e_root[k] = scalar_t(0);  // the root has no edge
       cpu::store_tile(t, buf_g, gxp);
       cpu::store_tile(t, buf_e, gap);
