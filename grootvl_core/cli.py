@@ -1,4 +1,4 @@
-"""Command line: ``python -m grootvl_core {classify, zoo, evaluate, convert} ...``.
+"""Command line: ``python -m grootvl_core {classify, zoo, evaluate, convert, generate} ...``.
 
 Reference: ``design.md`` (the CLI reads only the zoo), ``reference-grootvl.md`` 3.5 (checkpoint
 conversion), 3.6 (evaluation). Each subcommand is one ``_add_<name>`` parser builder plus one
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -233,6 +234,88 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+# generate
+# ------------------------------------------------------------------------------------------------
+
+
+def _add_generate(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "generate",
+        help="continue a text prompt with a language model, streaming the tokens",
+        description="Generate text with a zoo language model (GrootL / Mamba, reference 4), printing each "
+        "piece as it is produced. The prompt is the tree-2 context (its band graph).",
+    )
+    p.add_argument("prompt", help="the text to continue (the instruction, with --instruction)")
+    p.add_argument("--model", default="grootl-130m", help="zoo name (default: grootl-130m; see `zoo --task generation`)")
+    p.add_argument("--weights", metavar="DIR", help="local config.json+model.safetensors folder instead of the zoo's")
+    p.add_argument("--tokenizer", metavar="DIR_OR_REPO", help="tokenizer folder or Hub repo (default: the weights "
+                   "folder if it has one, else the zoo entry's)")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="tokens to generate at most (default 64)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default), > 0 samples")
+    p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass in (0, 1]")
+    p.add_argument("--seed", type=int, default=None, help="random seed for sampling")
+    p.add_argument("--instruction", action="store_true", help="wrap the prompt in GrootL's instruction template")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    return p
+
+
+def _generation_tokenizer(entry, args: argparse.Namespace):
+    from . import zoo
+    from .tokenizer import load_tokenizer
+
+    if args.tokenizer:
+        return load_tokenizer(args.tokenizer)
+    for folder in (args.weights, zoo.bundled_dir(entry), zoo.cache_dir(entry)):
+        if folder and any((Path(folder) / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+            try:
+                return load_tokenizer(folder)
+            except OSError:
+                continue
+    if entry.tokenizer:
+        return load_tokenizer(entry.tokenizer)
+    raise ValueError(f"no tokenizer for {entry.name!r}: pass --tokenizer DIR_OR_REPO")
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from . import zoo
+    from .generation import stream_text
+
+    entry = zoo.get_entry(args.model)
+    if entry.task != "generation":
+        raise ValueError(
+            f"{entry.name!r} is a {entry.task} model; generation models: {', '.join(zoo.list_models('generation'))}"
+        )
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    tokenizer = _generation_tokenizer(entry, args)
+    if args.weights:
+        model = zoo.load_local_weights(entry, args.weights, device=args.device)
+    else:
+        model = zoo.load_model(entry, device=args.device)
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise ValueError(
+            f"the tokenizer has {tokenizer.vocab_size} ids but the model only {model.config.vocab_size}; "
+            "pass the tokenizer that belongs to these weights (--tokenizer)"
+        )
+    for piece in stream_text(
+        model,
+        tokenizer,
+        args.prompt,
+        use_template=args.instruction,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+    ):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
 # Dispatch
 # ------------------------------------------------------------------------------------------------
 
@@ -242,6 +325,7 @@ COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "zoo": (_add_zoo, _run_zoo),
     "evaluate": (_add_evaluate, _run_evaluate),
     "convert": (_add_convert, _run_convert),
+    "generate": (_add_generate, _run_generate),
 }
 
 

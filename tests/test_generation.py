@@ -105,3 +105,21 @@ def test_instruction_template():
     assert format_instruction("Add 2 and 3.") == "### Instruction:\nAdd 2 and 3.\n\n### Response:"
     assert format_instruction("Sum.", "2, 3") == (
         "### Instruction:\nSum.\n\n### Input:\n2, 3\n\n### Response:")
+
+
+def test_cli_generate_streams_the_same_text(model, tmp_path, capsys):
+    from grootvl_core.cli import main
+
+    folder = model.save_pretrained(tmp_path / "lm")
+    tok = ByteTokenizer()
+    tok.save(folder)
+    args = ["generate", "--model", "grootl-130m", "--weights", str(folder), "--max-new-tokens", "12",
+            "--temperature", "0.8", "--top-k", "50", "--top-p", "0.9", "--seed", "7", "Once upon"]
+    assert main(args) == 0
+    want = generate_text(model, tok, "Once upon", max_new_tokens=12, temperature=0.8, top_k=50,
+                         top_p=0.9, seed=7)
+    assert capsys.readouterr().out == want + "\n"
+    assert main(["generate", "--model", "grootl-130m", "--weights", str(folder), "  "]) == 1
+    assert "empty" in capsys.readouterr().err
+    assert main(["generate", "--model", "grootv-t", "hi"]) == 1
+    assert "classification model" in capsys.readouterr().err
