@@ -646,7 +646,12 @@ def gdrive_download(
             retries=retries,
         )
     except Exception as exc:  # gdown raises requests errors or FileURLRetrievalError
-        raise OfflineError(f"could not download Google Drive file {file_id}: {_first_line(exc)}") from None
+        text = str(exc)
+        if any(s in text for s in ("NameResolution", "Max retries", "ConnectionError", "timed out")):
+            why = "Google Drive could not be reached (no network?)"
+        else:
+            why = _first_line(exc)
+        raise OfflineError(f"could not download Google Drive file {file_id}: {why}") from None
     if out is None or not part.is_file():
         raise OfflineError(f"could not download Google Drive file {file_id} (gdown returned nothing)")
     _verify_file(part, size, sha256)
