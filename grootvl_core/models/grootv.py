@@ -225,7 +225,7 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
 
         self.patch_embed = StemLayer(self.in_chans, self.channels)
         self.pos_drop = nn.Dropout(p=drop_rate)
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
         self.levels = nn.ModuleList()
         self.feature_info = []
         for i, depth in enumerate(depths):

@@ -1,0 +1,86 @@
+"""GrootV-T image-classification latency on CPU versus timm's ConvNeXt-T (same FLOP class).
+
+Both models are random-initialised, in eval mode, float32, batch 1 (default) at 224x224; runs are
+interleaved and the median is reported, with the ratio GrootV-T / ConvNeXt-T in the same run.
+One extra profiled GrootV-T forward splits its time into tree building (grid edge weights, MST,
+BFS: ``grootvl.tree_build``), the tree scan (``grootvl.tree_scan``) and the rest, from the
+``torch.profiler`` ranges recorded by ``TreeSSM``.
+
+    python benchmarks/models.py                       # batch 1, 224, 5 repeats
+    python benchmarks/models.py --batch 8 --threads 4 --repeats 3
+
+Target (issue 3/7): GrootV-T within a small factor of ConvNeXt-T on CPU; say which op backend ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import timm
+import torch
+
+from grootvl_core import ops
+from grootvl_core.models import grootv_tiny
+
+
+def _time(model: torch.nn.Module, x: torch.Tensor) -> float:
+    start = time.perf_counter()
+    model(x)
+    return time.perf_counter() - start
+
+
+def _breakdown(model: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        model(x)
+        total = time.perf_counter() - start
+    ranges = {"grootvl.tree_build": 0.0, "grootvl.tree_scan": 0.0}
+    for evt in prof.key_averages():
+        if evt.key in ranges:
+            ranges[evt.key] = evt.cpu_time_total / 1e6  # microseconds -> seconds
+    return {"total": total, "tree_build": ranges["grootvl.tree_build"],
+            "tree_scan": ranges["grootvl.tree_scan"],
+            "rest": total - ranges["grootvl.tree_build"] - ranges["grootvl.tree_scan"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    torch.manual_seed(0)
+    grootv = grootv_tiny().eval()
+    convnext = timm.create_model("convnext_tiny").eval()
+    x = torch.randn(args.batch, 3, args.size, args.size)
+    print(f"op backend: {ops.backend('cpu')}, torch threads: {torch.get_num_threads()}, "
+          f"input {tuple(x.shape)}")
+
+    times = {"grootv_tiny": [], "convnext_tiny": []}
+    with torch.inference_mode():
+        for model in (grootv, convnext):  # warm-up (native build, allocator, caches)
+            model(x)
+        for _ in range(args.repeats):
+            times["grootv_tiny"].append(_time(grootv, x))
+            times["convnext_tiny"].append(_time(convnext, x))
+        parts = _breakdown(grootv, x)
+
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for name, t in med.items():
+        print(f"{name:14s} median {t * 1e3:9.1f} ms  (runs: "
+              f"{', '.join(f'{s * 1e3:.0f}' for s in times[name])})")
+    print(f"ratio grootv_tiny / convnext_tiny: {med['grootv_tiny'] / med['convnext_tiny']:.2f}x")
+    total = parts["total"]
+    print(f"grootv_tiny breakdown (one profiled run, {total * 1e3:.1f} ms): "
+          + ", ".join(f"{k} {parts[k] * 1e3:.1f} ms ({100 * parts[k] / total:.0f}%)"
+                      for k in ("tree_build", "tree_scan", "rest")))
+
+
+if __name__ == "__main__":
+    main()
