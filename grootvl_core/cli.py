@@ -96,7 +96,9 @@ def _run_zoo(args: argparse.Namespace) -> int:
             "official": f"official gdrive {e.official.gdrive_id}" if e.official else "-",
             "official-downloaded": f"official file in {zoo.hub.grootvl_home() / 'downloads'} (converted on first load)",
         }.get(src, "-")
-        metrics = ", ".join(f"{k} {v}" for k, v in e.metrics.items()) or "-"
+        shown = [f"{k} {v}" for k, v in list(e.metrics.items())[:3]]
+        more = len(e.metrics) - len(shown)
+        metrics = (", ".join(shown) + (f" (+{more} more)" if more > 0 else "")) or "-"
         rows.append(
             (
                 e.name,
