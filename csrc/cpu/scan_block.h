@@ -203,6 +203,7 @@ inline void for_each_tile(int64_t batch, int64_t channels, int64_t n, const std:
                           int64_t buffers, const Fn& fn) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
   const int64_t blocks = (channels + K - 1) / K;
+  if (n == 0) return;  // empty tensors: nothing to scan (and no root position to touch)
   at::parallel_for(0, batch * blocks, 1, [&](int64_t begin, int64_t end) {
     std::unique_ptr<scalar_t[]> scratch(new scalar_t[buffers * n * K]);
     for (int64_t task = begin; task < end; ++task) {
