@@ -196,3 +196,62 @@ def test_convert_push_to_hub_mocked(tmp_path, published, monkeypatch, capsys):
         ("upload", "me/tiny-cli", ["README.md", "config.json", "model.safetensors"]),
     ]
     assert "pushed to me/tiny-cli" in capsys.readouterr().out
+
+
+def test_image_inputs_are_normalised(monkeypatch):
+    """The task wrapper's input handling: numpy dtypes / channels, PIL modes, bad input named."""
+    from grootvl_core import classify
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    cases = [
+        rgb,
+        rgb[:, :, 0],
+        rgb[:, :, :1],
+        np.dstack([rgb, np.full((9, 11, 1), 255, np.uint8)]),
+        rgb.astype(np.uint16) * 257,
+        rgb.astype(np.float32) / 255.0,
+        Image.fromarray(rgb).convert("CMYK"),
+        Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257),  # I;16
+    ]
+    for case in cases:
+        out = classify.to_pil_rgb(case)
+        assert out.mode == "RGB" and out.size == (11, 9)
+    # 16-bit and float inputs map to the same 8-bit values as the uint8 original
+    assert np.array_equal(np.asarray(classify.to_pil_rgb(rgb.astype(np.uint16) * 257)), rgb)
+    assert np.array_equal(np.asarray(classify.to_pil_rgb(rgb.astype(np.float64) / 255.0)), rgb)
+    # transparent pixels are composited on white
+    clear = np.zeros((2, 2, 4), np.uint8)
+    assert np.asarray(classify.to_pil_rgb(clear)).min() == 255
+
+    with pytest.raises(ValueError, match="shape"):
+        classify.to_pil_rgb(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError, match="NaN"):
+        classify.to_pil_rgb(np.full((4, 4), np.nan))
+    with pytest.raises(ValueError, match="empty"):
+        classify.to_pil_rgb(np.zeros((0, 4, 3), np.uint8))
+    with pytest.raises(TypeError, match="PIL image"):
+        classify.to_pil_rgb(42)
+    monkeypatch.setattr(classify, "MAX_PIXELS", 50)
+    with pytest.raises(ValueError, match="too large"):
+        classify.to_pil_rgb(rgb)
+
+
+def test_classifier_topk_and_labels():
+    from grootvl_core.classify import Classifier, label_names
+
+    torch.manual_seed(0)
+    model = build_test_grootv(num_classes=4).eval()
+    clf = Classifier(model, zoo.Preprocess(input_size=32, resize=32), labels=("cat", "dog", "fox", "owl"))
+    img = np.random.default_rng(2).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    (preds,) = clf.predict(img, topk=10)  # clipped to 4 classes
+    assert [p.label for p in preds] == [("cat", "dog", "fox", "owl")[p.index] for p in preds]
+    assert len(preds) == 4 and sum(p.probability for p in preds) == pytest.approx(1.0, abs=1e-5)
+    assert all(a.probability >= b.probability for a, b in zip(preds, preds[1:]))
+    with torch.no_grad():
+        logits = model(clf.to_tensor(img)[None])
+    assert preds[0].index == int(logits.argmax())
+    with pytest.raises(ValueError, match="topk"):
+        clf.predict(img, topk=0)
+    assert label_names("imagenet-1k", 1000)[0] == "tench, Tinca tinca"
+    assert label_names("imagenet-1k", 10)[3] == "class 3"  # mismatch: generic names
