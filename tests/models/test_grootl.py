@@ -489,3 +489,30 @@ def test_mamba_lm_defaults_to_plain_and_factories(tmp_path):
     sd = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
     filled = checkpoint_filter_fn(sd, model)
     assert filled["lm_head.weight"] is sd["backbone.embeddings.weight"]
+
+
+def test_push_to_hub_uploads_the_saved_folder(monkeypatch):
+    import huggingface_hub
+
+    calls = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, private=None, exist_ok=False, repo_type=None):
+            calls["create"] = (repo_id, exist_ok, repo_type)
+
+        def upload_folder(self, repo_id, folder_path, revision=None, commit_message="", repo_type=None):
+            from pathlib import Path
+
+            calls["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+            calls["config"] = json.loads((Path(folder_path) / "config.json").read_text())
+            return "commit-info"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    model = tiny_model()
+    assert model.push_to_hub("me/tiny-grootl", token="t") == "commit-info"
+    assert calls["create"] == ("me/tiny-grootl", True, "model") and calls["token"] == "t"
+    assert calls["files"] == ["config.json", "model.safetensors"]
+    assert calls["config"]["tree_scale"] == 0.3 and calls["config"]["architectures"] == ["MambaForCausalLM"]
