@@ -45,6 +45,7 @@ __all__ = [
     "UnsafeCheckpointError",
     "OfflineError",
     "RestrictedUnpickler",
+    "PickledObjectStub",
     "grootvl_home",
     "is_offline",
     "read_checkpoint",
@@ -340,7 +341,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         ) from None
     # weights_only refused a global (typically the pickled yacs CfgNode): restricted unpickler.
     try:
-        with warnings_suppressed():
+        with _warnings_suppressed():
             return torch.load(
                 path, map_location=map_location, weights_only=False, pickle_module=_RestrictedPickleModule
             )
@@ -354,7 +355,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 @contextlib.contextmanager
-def warnings_suppressed():
+def _warnings_suppressed():
     import warnings
 
     with warnings.catch_warnings():
