@@ -123,3 +123,33 @@ def test_cli_generate_streams_the_same_text(model, tmp_path, capsys):
     assert "empty" in capsys.readouterr().err
     assert main(["generate", "--model", "grootv-t", "hi"]) == 1
     assert "classification model" in capsys.readouterr().err
+
+
+def test_zoo_language_entries(model, tmp_path, monkeypatch):
+    import json
+
+    from grootvl_core import zoo
+    from grootvl_core.models import GrootL, MambaLM
+
+    assert zoo.list_models("generation") == ["mamba-130m", "grootl-130m"]
+    mamba, grootl = zoo.get_entry("mamba-130m"), zoo.get_entry("grootl-130m")
+    assert zoo.hub_repo_id(mamba) == "state-spaces/mamba-130m-hf"
+    assert grootl.official.gdrive_id == "1oby7sHYUxg4TIqFjIXSk8GB98fa9kSBm"
+    assert (mamba.metrics["PIQA"], grootl.metrics["PIQA"], grootl.metrics["LAMBADA ppl"]) == (64.5, 65.0, 15.9)
+    # mamba-130m from an offline Hub snapshot whose config.json has no tree_scale: plain Mamba
+    rev = "a" * 40
+    repo = tmp_path / "hf" / "models--state-spaces--mamba-130m-hf"
+    snap = model.save_pretrained(repo / "snapshots" / rev)
+    config = json.loads((snap / "config.json").read_text())
+    del config["tree_scale"]
+    (snap / "config.json").write_text(json.dumps(config))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(rev)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("GROOTVL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GROOTVL_CHECKPOINTS", str(tmp_path / "none"))
+    loaded = zoo.load_model("mamba-130m")
+    assert isinstance(loaded, MambaLM) and loaded.config.tree_scale == 0.0
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids).logits, GrootL.from_pretrained(snap, tree_scale=0.0)(ids).logits)
