@@ -1,0 +1,113 @@
+"""Recipe: the bundled GrootV-nano + UperNet "Fashion-MNIST scenes" segmenter (issue 5).
+
+Training scenes are generated from Fashion-MNIST's training images only (a fresh scene for every
+sample: the generator is deterministic in (seed, split, index)); evaluation scenes from its test
+images only, with their own fixed seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.fashion_mnist import load_fashion_mnist
+from ..data.scenes import SCENE_CLASSES, SCENE_PALETTE, FashionScenes
+from ..models import GrootVSegmenter
+from .fashion_mnist import FASHION_MEAN, FASHION_STD
+from .loop import TrainConfig, train
+
+__all__ = ["NANO_SEGMENTER", "SegmenterRecipe", "confusion_matrix", "miou", "train_segmenter"]
+
+NANO_SEGMENTER = dict(channels=32, depths=[1, 1, 3, 1], num_classes=len(SCENE_CLASSES),
+                      class_names=list(SCENE_CLASSES), palette=[list(c) for c in SCENE_PALETTE], in_chans=1,
+                      drop_path_rate=0.05, decoder_channels=64, aux_channels=32, auxiliary_head=True)
+EVAL_SEED = 1234
+
+
+@dataclass
+class SegmenterRecipe:
+    """Settings of :func:`train_segmenter` (the defaults are the bundled model's)."""
+
+    model: dict = field(default_factory=lambda: dict(NANO_SEGMENTER))
+    size: int = 96
+    batch_size: int = 16
+    aux_weight: float = 0.4
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, lr=2e-3, warmup_steps=150,
+                                                                   eval_every=500, checkpoint_every=500))
+    eval_scenes: int = 500
+    periodic_eval_scenes: int = 100
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """``(B, 1, S, S)`` in [0, 1] -> normalised as the Fashion-MNIST classifier's inputs."""
+    return (images - FASHION_MEAN) / FASHION_STD
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    k = target * num_classes + pred
+    return torch.bincount(k.reshape(-1), minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def miou(conf: torch.Tensor) -> tuple[float, list[float]]:
+    """Mean IoU over the classes that occur (in prediction or target), and per-class IoU (NaN
+    for classes absent from both)."""
+    conf = conf.double()
+    inter = conf.diag()
+    union = conf.sum(0) + conf.sum(1) - inter
+    iou = torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, float("nan")))
+    valid = ~torch.isnan(iou)
+    return float(iou[valid].mean()), iou.tolist()
+
+
+def evaluate_segmenter(model, scenes: FashionScenes, count: int, batch_size: int = 32) -> dict[str, float]:
+    num_classes = model.num_classes
+    conf = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    correct = total = 0
+    for i in range(0, count, batch_size):
+        batch = [scenes[j] for j in range(i, min(count, i + batch_size))]
+        x = normalise(torch.stack([b[0] for b in batch]))
+        y = torch.stack([b[1] for b in batch])
+        pred = model(x).argmax(1)
+        conf += confusion_matrix(pred, y, num_classes)
+        correct += (pred == y).sum().item()
+        total += y.numel()
+    m, per_class = miou(conf)
+    out = {"mIoU": m, "pixel_acc": correct / total}
+    out.update({f"IoU/{name}": v for name, v in zip(SCENE_CLASSES, per_class)})
+    return out
+
+
+def train_segmenter(out_dir: str | Path, recipe: SegmenterRecipe, resume: bool = False, data_root=None,
+                    progress: bool = True):
+    """Train on generated training scenes, evaluate on ``recipe.eval_scenes`` test scenes; returns
+    ``(model, result)``."""
+    train_scenes = FashionScenes("train", 10**9, size=recipe.size, seed=recipe.train.seed, root=data_root)
+    test_scenes = FashionScenes("test", recipe.eval_scenes, size=recipe.size, seed=EVAL_SEED, root=data_root)
+    model = GrootVSegmenter(**recipe.model)
+
+    def batch_fn(step: int):
+        items = [train_scenes[j] for j in range(step * recipe.batch_size, (step + 1) * recipe.batch_size)]
+        x = torch.stack([it[0] for it in items])
+        y = torch.stack([it[1] for it in items])
+        flip = torch.from_numpy(np.random.default_rng((recipe.train.seed, step)).random(x.shape[0]) < 0.5)
+        x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
+        return normalise(x), y
+
+    def loss_fn(m, batch):
+        x, y = batch
+        if recipe.aux_weight > 0 and m.auxiliary_head is not None:
+            logits, aux = m(x, return_aux=True)
+            return F.cross_entropy(logits, y) + recipe.aux_weight * F.cross_entropy(aux, y)
+        return F.cross_entropy(m(x), y)
+
+    result = train(model, batch_fn, loss_fn, recipe.train, out_dir,
+                   evaluate=lambda m: evaluate_segmenter(m, test_scenes, recipe.periodic_eval_scenes),
+                   resume=resume, progress=progress)
+    model.eval()
+    with torch.no_grad():
+        result["final_metrics"] = evaluate_segmenter(model, test_scenes, recipe.eval_scenes)
+    result["recipe"] = asdict(recipe)
+    return model, result

@@ -1,0 +1,122 @@
+"""A few training steps of each bundled-model recipe, end to end: data, loop, checkpoints, resume,
+evaluation, the bundle folder and its reference outputs (issue 5)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from grootvl_core.data import fashion_mnist, fortunes
+from grootvl_core.train.loop import TrainConfig, train
+from grootvl_core.train.run import rows_to_mask, run_training
+
+needs_fmnist = pytest.mark.skipif(not (fashion_mnist.default_root() / "t10k-labels-idx1-ubyte.gz").exists(),
+                                  reason="Debian package dataset-fashion-mnist not installed (scripts/setup.sh)")
+needs_fortunes = pytest.mark.skipif(not fortunes.default_root().is_dir(),
+                                    reason="Debian package fortunes not installed (scripts/setup.sh)")
+
+TINY_VISION = {"channels": 8, "depths": [1, 1, 1, 1]}
+
+
+def _check_bundle(out, task):
+    model_dir = out / "model"
+    for name in ("config.json", "model.safetensors", "README.md", "reference_outputs.json"):
+        assert (model_dir / name).is_file(), name
+    assert (out / "command.txt").read_text().strip()
+    card = (model_dir / "README.md").read_text()
+    assert "## How it was trained" in card and "## Evaluation" in card
+    result = json.loads((out / "result.json").read_text())
+    assert result["step"] >= 1 and result["final_metrics"]
+    return json.loads((model_dir / "reference_outputs.json").read_text()), result
+
+
+@needs_fmnist
+def test_classifier_recipe_smoke(tmp_path):
+    run_training("classify", tmp_path, steps=2, batch_size=8, progress=False, argv=["train", "classify"],
+                 recipe_overrides={"model": TINY_VISION, "eval_subset": 50, "input_size": 28})
+    refs, result = _check_bundle(tmp_path, "classify")
+    assert 0.0 <= result["final_metrics"]["top1"] <= 1.0
+    assert len(refs["predicted"]) == 8 and all(0 <= p < 10 for p in refs["predicted"])
+    from grootvl_core.models import GrootV
+
+    model = GrootV.from_pretrained(tmp_path / "model")
+    assert model.num_classes == 10 and model.in_chans == 1
+
+
+@needs_fmnist
+def test_segmenter_recipe_smoke(tmp_path):
+    run_training("segment", tmp_path, steps=2, batch_size=2, progress=False, argv=["train", "segment"],
+                 recipe_overrides={"model": dict(TINY_VISION, decoder_channels=16, aux_channels=8),
+                                   "eval_scenes": 4, "periodic_eval_scenes": 2, "size": 64})
+    refs, result = _check_bundle(tmp_path, "segment")
+    assert 0.0 <= result["final_metrics"]["mIoU"] <= 1.0
+    masks = [rows_to_mask(m) for m in refs["predicted_masks"]]
+    assert masks[0].shape == (64, 64) and masks[0].max() <= 10
+
+
+@needs_fortunes
+def test_lm_recipe_smoke_and_arms(tmp_path):
+    tiny = {"model": {"hidden_size": 16, "num_hidden_layers": 1, "state_size": 4}, "seq_len": 48,
+            "eval_cookies": 8}
+    for arm in ("tree", "chain", "plain"):
+        out = tmp_path / arm
+        run_training("lm", out, steps=2, batch_size=4, arm=arm, progress=False, argv=["train", "lm"],
+                     recipe_overrides=tiny)
+        refs, result = _check_bundle(out, "lm")
+        assert result["final_metrics"]["bits_per_byte"] > 0
+        assert len(refs["continuations"]) == 3
+        assert (out / "model" / "tokenizer_config.json").is_file()
+    with pytest.raises(ValueError, match="--arm"):
+        run_training("lm", tmp_path / "bad", arm="raster", recipe_overrides=tiny)
+
+
+def test_loop_resumes_exactly_where_it_stopped(tmp_path):
+    """Training 6 steps in one go equals 3 steps, a stop, and a resume for the remaining 3."""
+
+    def make():
+        torch.manual_seed(0)
+        return torch.nn.Linear(4, 1)
+
+    def batches(step):
+        x = torch.randn(8, 4, generator=torch.Generator().manual_seed(step))
+        return x, x.sum(1, keepdim=True)
+
+    def loss_fn(m, batch):
+        x, y = batch
+        return ((m(x) - y) ** 2).mean()
+
+    cfg = TrainConfig(steps=6, lr=0.05, warmup_steps=2, eval_every=0, checkpoint_every=3)
+    full = make()
+    train(full, batches, loss_fn, cfg, tmp_path / "full", progress=False)
+
+    part = make()
+    half = TrainConfig(**cfg.__dict__)
+    # stop after 3 steps (a loss_fn that raises, like Ctrl-C), then resume for the rest
+    calls = {"n": 0}
+
+    def stopping_loss(m, batch):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return loss_fn(m, batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(part, batches, stopping_loss, half, tmp_path / "part", progress=False)
+    resumed = make()
+    train(resumed, batches, loss_fn, half, tmp_path / "part", resume=True, progress=False)
+    for a, b in zip(full.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_loop_stops_cleanly_on_divergence(tmp_path):
+    model = torch.nn.Linear(2, 1)
+
+    def batches(step):
+        return torch.ones(1)
+
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        train(model, batches, lambda m, b: torch.tensor(float("nan")), TrainConfig(steps=3, warmup_steps=1),
+              tmp_path, progress=False)
+    assert (tmp_path / "last.pt").is_file()
