@@ -1,4 +1,4 @@
-"""Command line: ``python -m grootvl_core {classify, zoo, evaluate, convert, generate} ...``.
+"""Command line: ``python -m grootvl_core {classify, zoo, evaluate, convert, generate, train} ...``.
 
 Reference: ``design.md`` (the CLI reads only the zoo), ``reference-grootvl.md`` 3.5 (checkpoint
 conversion), 3.6 (evaluation). Each subcommand is one ``_add_<name>`` parser builder plus one
@@ -318,6 +318,48 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+# train
+# ------------------------------------------------------------------------------------------------
+
+
+def _add_train(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "train",
+        help="train one of the project's bundled models (Fashion-MNIST classifier, scenes segmenter, fortunes LM)",
+        description="Train a bundled-model recipe from scratch on data installed by scripts/setup.sh, evaluate it "
+        "and write OUT/model (config.json, model.safetensors, model card, reference outputs). Resumable; the exact "
+        "command is recorded in OUT/command.txt.",
+    )
+    p.add_argument("task", choices=("classify", "segment", "lm"))
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (checkpoints, metrics, model)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the recipe's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--arm", default="tree", help="study arm: tree (default) or raster; for lm: tree, chain, plain")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--bundle", metavar="NAME", help="also copy OUT/model to checkpoints/NAME")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    return p
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .train.run import run_training
+
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run_training(args.task, args.out, steps=args.steps, seed=args.seed, arm=args.arm, resume=args.resume,
+                          bundle=args.bundle, batch_size=args.batch_size)
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["final_metrics"].items() if "/" not in k)
+    print(f"trained {args.task} ({args.arm}) in {result['train_seconds'] / 60:.1f} min: {metrics}")
+    print(f"model written to {Path(args.out) / 'model'}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------
 # Dispatch
 # ------------------------------------------------------------------------------------------------
 
@@ -328,6 +370,7 @@ COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "evaluate": (_add_evaluate, _run_evaluate),
     "convert": (_add_convert, _run_convert),
     "generate": (_add_generate, _run_generate),
+    "train": (_add_train, _run_train),
 }
 
 

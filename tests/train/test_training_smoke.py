@@ -120,3 +120,12 @@ def test_loop_stops_cleanly_on_divergence(tmp_path):
         train(model, batches, lambda m, b: torch.tensor(float("nan")), TrainConfig(steps=3, warmup_steps=1),
               tmp_path, progress=False)
     assert (tmp_path / "last.pt").is_file()
+
+
+def test_cli_train_rejects_bad_arguments(capsys):
+    from grootvl_core.cli import main
+
+    assert main(["train", "lm", "--out", "unused", "--steps", "0"]) == 1
+    assert "--steps must be >= 1" in capsys.readouterr().err
+    assert main(["train", "classify", "--out", "unused", "--arm", "plain"]) == 1
+    assert "--arm" in capsys.readouterr().err
