@@ -107,14 +107,14 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
     """
     if task not in TASKS:
         raise ValueError(f"train: task must be one of {TASKS}, got {task!r}")
-    out = Path(out)
-    command = record_command(out, argv)
     lm_arms = ("tree", "chain", "plain")
     vision_arms = ("tree", "raster")
     if task == "lm" and arm not in lm_arms:
         raise ValueError(f"train lm: --arm must be one of {lm_arms}, got {arm!r}")
     if task != "lm" and arm not in vision_arms:
         raise ValueError(f"train {task}: --arm must be one of {vision_arms}, got {arm!r}")
+    out = Path(out)
+    command = record_command(out, argv)
     model_dir = out / "model"
     if task == "classify":
         from ..data.fashion_mnist import FASHION_MNIST_CLASSES

@@ -122,10 +122,12 @@ def test_loop_stops_cleanly_on_divergence(tmp_path):
     assert (tmp_path / "last.pt").is_file()
 
 
-def test_cli_train_rejects_bad_arguments(capsys):
+def test_cli_train_rejects_bad_arguments(capsys, tmp_path):
     from grootvl_core.cli import main
 
-    assert main(["train", "lm", "--out", "unused", "--steps", "0"]) == 1
+    out = tmp_path / "never"
+    assert main(["train", "lm", "--out", str(out), "--steps", "0"]) == 1
     assert "--steps must be >= 1" in capsys.readouterr().err
-    assert main(["train", "classify", "--out", "unused", "--arm", "plain"]) == 1
+    assert main(["train", "classify", "--out", str(out), "--arm", "plain"]) == 1
     assert "--arm" in capsys.readouterr().err
+    assert not out.exists(), "a rejected command leaves nothing behind"
