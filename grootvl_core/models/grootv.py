@@ -7,7 +7,8 @@ converted by ``grootvl_core.zoo``, never by this module.
 
 Module names mirror the published model, so ``state_dict()`` keys and shapes equal the official
 checkpoints (Appendix A for GrootV-T, 3.4 for S/B) and those load without renaming; the
-``nn.Sequential`` wrappers around LayerNorms exist only to reproduce the key indices (``.0``/``.1``).
+``nn.Sequential`` wrappers around LayerNorms exist only to reproduce the key indices
+(``.0`` / ``.1``).
 The interface is timm's (``forward_features``, ``forward_head``, ``forward_intermediates``,
 ``feature_info``), and the variants are registered with timm: ``timm.create_model("grootv_tiny")``.
 Published bugs fixed (section 6): ``post_norm=True`` works (6.6); ``no_weight_decay`` honours the
@@ -45,7 +46,7 @@ class _ToChannelsFirst(nn.Module):
 
 
 def _layer_norm(dim: int, in_format: str, out_format: str) -> nn.Sequential:
-    """LayerNorm(eps 1e-6) wrapped like the published ``build_norm_layer`` (keys ``.0`` / ``.1``)."""
+    """LayerNorm(eps 1e-6) wrapped like the published ``build_norm_layer`` (keys ``.0``/``.1``)."""
     layers: list[nn.Module] = []
     if in_format == "channels_first":
         layers.append(_ToChannelsLast())
@@ -84,7 +85,7 @@ class DownsampleLayer(nn.Module):
 
 
 class GrootVLayer(nn.Module):
-    """One residual block: ``x + DropPath(TreeSSM(norm1(x)))``, then ``x + DropPath(mlp(norm2(x)))``.
+    """One residual block: ``x + DropPath(TreeSSM(norm1(x)))``, ``x + DropPath(mlp(norm2(x)))``.
 
     Args:
         channels: block width ``C``.
@@ -92,7 +93,8 @@ class GrootVLayer(nn.Module):
         drop: dropout inside the MLP.
         drop_path: stochastic depth rate.
         layer_scale: if set, per-channel residual scales ``gamma1`` / ``gamma2`` with this init.
-        post_norm: normalise after the mixer / MLP instead of before (``x + DropPath(norm1(f(x)))``).
+        post_norm: normalise after the mixer / MLP instead of before
+            (``x + DropPath(norm1(f(x)))``).
     """
 
     def __init__(self, channels: int, mlp_ratio: float = 4.0, drop: float = 0.0,
@@ -153,7 +155,8 @@ class GrootVBlock(nn.Module):
         self.downsample = DownsampleLayer(channels) if downsample else None
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(B, H, W, C) -> (next stage input (B, H/2, W/2, 2C) or the stage output, stage output)``."""
+        """``(B, H, W, C) -> (next stage input, stage output)``; the next stage input is
+        ``(B, H/2, W/2, 2C)`` after the downsample, or the stage output in the last stage."""
         tree = None
         for blk in self.blocks:
             if self.grad_checkpointing and x.requires_grad and not torch.jit.is_scripting():
@@ -170,11 +173,13 @@ class GrootVBlock(nn.Module):
 
 
 class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
-             repo_url="https://github.com/EasonXiao-888/GrootVL", tags=["image-classification", "grootvl"]):
+             repo_url="https://github.com/EasonXiao-888/GrootVL",
+             tags=["image-classification", "grootvl"]):
     """GrootV backbone and ImageNet classifier (reference 3.1-3.3).
 
     Args:
-        channels: stem width ``C``; stage ``s`` has ``C * 2**s`` channels (80 / 96 / 128 for T / S / B).
+        channels: stem width ``C``; stage ``s`` has ``C * 2**s`` channels (80 / 96 / 128 for
+            T / S / B).
         depths: layers per stage (``[2, 2, 9, 2]`` for T, ``[2, 2, 13, 2]`` for S and B).
         num_classes: classifier outputs (0 for no classifier).
         in_chans: input image channels.
@@ -209,7 +214,8 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
             raise ValueError(f"GrootV: channels must be an even integer >= 2 (the stem halves it), "
                              f"got {channels}")
         if not depths or any(d < 1 for d in depths):
-            raise ValueError(f"GrootV: depths must be a non-empty list of positive ints, got {depths}")
+            raise ValueError(f"GrootV: depths must be a non-empty list of positive ints, got "
+                             f"{depths}")
         if int(num_classes) < 0 or int(in_chans) < 1:
             raise ValueError(f"GrootV: need num_classes >= 0 and in_chans >= 1, got "
                              f"num_classes={num_classes}, in_chans={in_chans}")
@@ -235,7 +241,8 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
                 drop_path=dpr[sum(depths[:i]):sum(depths[:i + 1])], mlp_ratio=mlp_ratio,
                 drop=drop_rate, layer_scale=layer_scale, post_norm=post_norm,
                 tree_per_stage=self.tree_per_stage))
-            self.feature_info.append(dict(num_chs=width, reduction=4 * 2 ** i, module=f"levels.{i}"))
+            self.feature_info.append(dict(num_chs=width, reduction=4 * 2 ** i,
+                                          module=f"levels.{i}"))
 
         self.conv_head = nn.Sequential(
             nn.Conv2d(self.num_features, self.head_hidden_size, kernel_size=1, bias=False),
@@ -356,7 +363,7 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
         return out
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Channels-last features -> ``conv_head`` -> average pool -> (``pre_logits``) -> ``head``."""
+        """Channels-last features -> ``conv_head`` -> average pool -> (pre_logits) -> ``head``."""
         x = self.conv_head(x.permute(0, 3, 1, 2))
         x = torch.flatten(self.avgpool(x), 1)  # (B, head_hidden_size)
         return x if pre_logits else self.head(x)

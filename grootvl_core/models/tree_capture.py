@@ -89,7 +89,10 @@ def capture_trees(model: nn.Module, channels: str = "mean") -> Iterator[list[Tre
     def hook(module: TreeSSM, tree: SpanningTree, abar: Tensor) -> None:
         name = names[id(module)]
         found = _NAME.search(name + ".")
-        stage, block = (int(found.group(1)), int(found.group(2))) if found else (-1, fallback[id(module)])
+        if found:
+            stage, block = int(found.group(1)), int(found.group(2))
+        else:
+            stage, block = -1, fallback[id(module)]
         w = abar.float().mean(dim=1) if channels == "mean" else abar.float()  # (B, V) | (B, D, V)
         w = w.cpu()
         edges = tree.edges.detach().to("cpu", torch.int64)

@@ -213,7 +213,8 @@ class TreeSSM(nn.Module):
         delta = F.softplus(dts[:, 0].float()
                            + self.dt_projs_bias.float().view(1, d, 1))         # 7. (B, D, L)
         a_cont = -torch.exp(self.A_logs.float())                               # 8. (D, 1)
-        abar = torch.exp(delta * a_cont)                                       # (B, D, L), vertex order
+        # NOTE: Abar stays in VERTEX order; tree_scan takes it so (the published code gathers)
+        abar = torch.exp(delta * a_cont)                                       # (B, D, L)
         xin = delta * bs * u32                                                 # 9. (B, D, L)
         # fmt: on
         if tree is None:

@@ -213,7 +213,8 @@ class GrootVSegmenter(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
         if mode == "whole":
             return self(x)
         if mode != "slide":
-            raise ValueError(f"GrootVSegmenter.predict: mode must be 'whole' or 'slide', got {mode!r}")
+            raise ValueError(f"GrootVSegmenter.predict: mode must be 'whole' or 'slide', got "
+                             f"{mode!r}")
         ch, cw = (crop_size, crop_size) if isinstance(crop_size, int) else map(int, crop_size)
         sh, sw = (stride, stride) if isinstance(stride, int) else map(int, stride)
         if min(ch, cw, sh, sw) < 1:

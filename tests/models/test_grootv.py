@@ -1,4 +1,4 @@
-"""GrootV backbone: checkpoint layout (reference Appendix A / 3.4), numbers (3.1, 7), timm interface."""
+"""GrootV: checkpoint layout (reference Appendix A / 3.4), numbers (3.1, 7), timm interface."""
 
 from __future__ import annotations
 
@@ -213,7 +213,8 @@ def _dense_tree_ssm(ssm: TreeSSM, x: torch.Tensor) -> torch.Tensor:
     outs = []
     for i in range(b):
         tree = ops.bfs_ref(ops.minimum_spanning_tree_ref(
-            ops.grid_edges(h, w), ops.cosine_edge_weights(u[i:i + 1].float().view(1, d, h, w)), h * w))
+            ops.grid_edges(h, w), ops.cosine_edge_weights(u[i:i + 1].float().view(1, d, h, w)),
+            h * w))
         order, parent = tree.order[0].tolist(), tree.parent[0].tolist()
         par = {order[k]: order[parent[k]] for k in range(1, h * w)}
 
@@ -344,7 +345,8 @@ def test_checkpoint_filter_fn_unwraps_and_is_idempotent():
     assert checkpoint_filter_fn(out, m) is out
     out_ema = checkpoint_filter_fn(training, m, use_ema=True)
     assert set(out_ema) == set(ema) and out_ema["head.bias"] is ema["head.bias"]
-    nested = checkpoint_filter_fn({"state_dict": {f"module.module.{k}": v for k, v in native.items()}})
+    twice_wrapped = {f"module.module.{k}": v for k, v in native.items()}
+    nested = checkpoint_filter_fn({"state_dict": twice_wrapped})
     assert list(nested) == list(native)
     m.load_state_dict(out)
     with pytest.raises(TypeError, match="mapping"):

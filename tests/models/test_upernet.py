@@ -119,6 +119,7 @@ def test_backward():
     x = torch.randn(2, 3, 32, 32)
     logits, aux = m(x, return_aux=True)
     target = torch.randint(0, 4, (2, 32, 32))
-    loss = torch.nn.functional.cross_entropy(logits, target) + 0.4 * torch.nn.functional.cross_entropy(aux, target)
+    ce = torch.nn.functional.cross_entropy
+    loss = ce(logits, target) + 0.4 * ce(aux, target)
     loss.backward()
     assert m.backbone.patch_embed.conv1.weight.grad.abs().sum() > 0
