@@ -1,7 +1,8 @@
 """Native CPU tree-scan op vs the pure-PyTorch reference, at GrootV-T stage shapes (reference 1.2, 1.8).
 
 For every stage of GrootV-T at 224x224 input (56x56 D=160, 28x28 D=320, 14x14 D=640, 7x7 D=1280),
-float32, batch 1 and 8, median times (``torch.utils.benchmark``, after warm-up) of
+float32, batch 1 and 8, median times (after warm-up, interleaved rounds so that the load of a
+shared machine hits every candidate alike) of
 
 - ``copy``: a plain memory copy of the same bytes as the forward: ``torch.empty_like(xa).copy_(xa)``
   of a buffer holding ``x`` and ``a`` (the forward reads ``x`` and ``a`` and writes ``y`` and ``u``,
@@ -17,18 +18,20 @@ loop over BFS depth levels): it runs with a short time budget, and at batch 8 on
 ``--quick``.
 
     python benchmarks/ops.py            # batch 1 and 8, reference at both
-    python benchmarks/ops.py --quick    # batch 1 only, shorter timings
+    python benchmarks/ops.py --quick    # batch 1 only, fewer rounds
+    python benchmarks/ops.py --cpu-time # one thread, CPU time of the thread (for a loaded machine)
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
-from torch.utils import benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 try:
@@ -43,11 +46,40 @@ from grootvl_core.ops.backend import implementation, native_error
 STAGES = {1: (56, 56, 160), 2: (28, 28, 320), 3: (14, 14, 640), 4: (7, 7, 1280)}
 
 
-def median_ms(fn, min_run_time: float) -> float:
-    """Median wall time of ``fn()`` in ms (warm-up included in ``blocked_autorange``)."""
-    fn()  # warm-up (first-touch allocations, caches)
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+CLOCK = time.perf_counter  # --cpu-time: time.thread_time (with one torch thread)
+
+
+def interleaved_ms(fns: dict, rounds: int, block_s: float = 0.02) -> dict:
+    """Per-call wall times (ms, one per round) of each ``fns[name]()``, measured in interleaved rounds.
+
+    Every round times one block of each function in turn (a block repeats a fast function until
+    it lasts about ``block_s``), so a load change on a shared machine hits all of them alike; the
+    ratios reported are medians of per-round ratios (see :func:`summarise`).
+    """
+    reps = {}
+    for name, fn in fns.items():
+        fn()  # warm-up
+        t0 = CLOCK()
+        fn()
+        reps[name] = max(1, int(block_s / max(CLOCK() - t0, 1e-6)))
+    samples = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = CLOCK()
+            for _ in range(reps[name]):
+                fn()
+            samples[name].append((CLOCK() - t0) / reps[name] * 1e3)
+    return samples
+
+
+def summarise(samples: dict, ratios: dict) -> dict:
+    """Median time of every candidate, plus ``ratios[key] = (num, den)`` as the median over rounds
+    of ``num / den`` measured in the same round."""
+    out = {name: statistics.median(v) for name, v in samples.items()}
+    for key, (num, den) in ratios.items():
+        if num in samples and den in samples:
+            out[key] = statistics.median(n / d for n, d in zip(samples[num], samples[den]))
+    return out
 
 
 def grid_tree(h: int, w: int, batch: int, native):
@@ -71,7 +103,7 @@ def scan_case(mod, x, a, order, parent, depth, gy):
     return fwd, fwd_bwd
 
 
-def bench_stage(native, stage: int, batch: int, run_ref: bool, t_nat: float, t_ref: float) -> dict:
+def bench_stage(native, stage: int, batch: int, run_ref: bool, rounds: int) -> dict:
     h, w, d = STAGES[stage]
     order, parent, depth = grid_tree(h, w, batch, native)
     g = torch.Generator().manual_seed(stage)
@@ -80,22 +112,22 @@ def bench_stage(native, stage: int, batch: int, run_ref: bool, t_nat: float, t_r
     a = torch.rand(batch, d, v, generator=g) * 0.9 + 0.05
     gy = torch.randn(batch, d, v, generator=g)
     xa = torch.stack([x, a])
-    row = {"stage": stage, "shape": f"{h}x{w}", "D": d, "B": batch}
-    row["copy"] = median_ms(lambda: torch.empty_like(xa).copy_(xa), t_nat)
     nat_fwd, nat_fb = scan_case(native, x, a, order, parent, depth, gy)
-    row["nat_fwd"] = median_ms(nat_fwd, t_nat)
-    row["nat_fb"] = median_ms(nat_fb, t_nat)
+    fns = {"copy": lambda: torch.empty_like(xa).copy_(xa), "nat_fwd": nat_fwd, "nat_fb": nat_fb}
     if run_ref:
         ref_fwd, ref_fb = scan_case(reference, x, a, order, parent, depth, gy)
-        row["ref_fwd"] = median_ms(ref_fwd, t_ref)
-        row["ref_fb"] = median_ms(ref_fb, t_ref)
-        y_n = nat_fwd()[0]
-        y_r = ref_fwd()[0]
+        fns.update(ref_fwd=ref_fwd, ref_fb=ref_fb)
+    row = {"stage": stage, "shape": f"{h}x{w}", "D": d, "B": batch}
+    ratios = {"nat/copy": ("nat_fwd", "copy"), "ref/nat fwd": ("ref_fwd", "nat_fwd"),
+              "ref/nat fb": ("ref_fb", "nat_fb")}
+    row.update(summarise(interleaved_ms(fns, rounds), ratios))
+    if run_ref:
+        y_n, y_r = nat_fwd()[0], ref_fwd()[0]
         row["max_diff"] = float((y_n - y_r).abs().max() / y_r.abs().max())
     return row
 
 
-def bench_tree(native, batch: int, t_nat: float, t_ref: float, run_ref: bool) -> dict:
+def bench_tree(native, batch: int, rounds: int, run_ref: bool) -> dict:
     h = w = 56
     g = torch.Generator().manual_seed(0)
     edges = ops.grid_edges(h, w).expand(batch, -1, -1).contiguous()
@@ -109,17 +141,19 @@ def bench_tree(native, batch: int, t_nat: float, t_ref: float, run_ref: bool) ->
         tree, _ = reference.mst(edges, weights, h * w)
         return reference.bfs(tree.long(), 0)
 
-    row = {"B": batch, "E": edges.shape[1]}
-    row["sort"] = median_ms(lambda: torch.sort(weights, dim=1, stable=True), t_nat) / batch
-    row["mst"] = median_ms(lambda: native.mst(edges, weights, h * w), t_nat) / batch
-    row["nat"] = median_ms(nat, t_nat) / batch
+    fns = {"sort": lambda: torch.sort(weights, dim=1, stable=True),
+           "mst": lambda: native.mst(edges, weights, h * w), "nat": nat}
     if run_ref:
-        row["ref"] = median_ms(ref, t_ref) / batch
+        fns["ref"] = ref
+    row = {"B": batch, "E": edges.shape[1]}
+    samples = {k: [t / batch for t in v] for k, v in interleaved_ms(fns, rounds).items()}
+    row.update(summarise(samples, {"nat/sort": ("nat", "sort"), "ref/nat": ("ref", "nat")}))
     return row
 
 
-def fmt(v, spec=".3f"):
-    return "-" if v is None else format(v, spec)
+def fmt(v, spec: str) -> str:
+    """``format(v, spec)``, or a dash of the same width for a measurement that was not run."""
+    return format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,8 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", default="1,2,3,4", help="comma-separated GrootV-T stages (1-4)")
     parser.add_argument("--batches", default=None, help="comma-separated batch sizes (default 1,8)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time the CPU time of the calling thread with ONE torch thread instead of wall "
+                             "time: robust on a loaded shared machine")
     args = parser.parse_args(argv)
-    if args.threads:
+    global CLOCK
+    if args.cpu_time:
+        CLOCK = time.thread_time
+        torch.set_num_threads(1)
+    elif args.threads:
         torch.set_num_threads(args.threads)
     native = implementation("cpu")
     if native is reference:
@@ -137,11 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     batches = [int(b) for b in (args.batches or ("1" if args.quick else "1,8")).split(",")]
     stages = [int(s) for s in args.stages.split(",")]
-    t_nat, t_ref = (0.2, 0.3) if args.quick else (1.0, 1.5)
+    rounds = 7 if args.quick else 21
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-          f"float32, median of torch.utils.benchmark blocked_autorange")
-    print("ratios: ref/nat > 1 means the native op is faster; nat/copy = native forward / plain copy of "
-          "the same bytes\n")
+          f"float32, median over {rounds} interleaved rounds of "
+          f"{'thread CPU time' if args.cpu_time else 'wall time'}")
+    print("ratios (medians of per-round ratios): ref/nat > 1 means the native op is faster; nat/copy = "
+          "native forward / plain copy of the same bytes\n")
 
     head = (f"{'stage':>5} {'shape':>6} {'D':>5} {'B':>3} | {'copy ms':>8} {'nat fwd':>8} {'nat/copy':>8} | "
             f"{'ref fwd':>8} {'ref/nat':>8} | {'nat f+b':>8} {'ref f+b':>8} {'ref/nat':>8} | {'rel diff':>8}")
@@ -150,21 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     for batch in batches:
         for stage in stages:
             run_ref = batch == 1 or not args.quick
-            r = bench_stage(native, stage, batch, run_ref, t_nat, t_ref)
-            ref_fwd, ref_fb = r.get("ref_fwd"), r.get("ref_fb")
+            r = bench_stage(native, stage, batch, run_ref, rounds)
             print(f"{r['stage']:>5} {r['shape']:>6} {r['D']:>5} {r['B']:>3} | {r['copy']:8.3f} {r['nat_fwd']:8.3f} "
-                  f"{r['nat_fwd'] / r['copy']:8.2f} | {fmt(ref_fwd, '8.2f')} "
-                  f"{fmt(ref_fwd and ref_fwd / r['nat_fwd'], '8.1f')} | {r['nat_fb']:8.3f} {fmt(ref_fb, '8.2f')} "
-                  f"{fmt(ref_fb and ref_fb / r['nat_fb'], '8.1f')} | {fmt(r.get('max_diff'), '8.1e')}", flush=True)
+                  f"{r['nat/copy']:8.2f} | {fmt(r.get('ref_fwd'), '8.2f')} {fmt(r.get('ref/nat fwd'), '8.1f')} | "
+                  f"{r['nat_fb']:8.3f} {fmt(r.get('ref_fb'), '8.2f')} {fmt(r.get('ref/nat fb'), '8.1f')} | "
+                  f"{fmt(r.get('max_diff'), '8.1e')}", flush=True)
 
     print("\nMST + BFS of a 56x56 grid (6160 edges), per image")
     head = f"{'B':>3} | {'sort ms':>8} {'mst ms':>8} {'mst+bfs':>8} {'/sort':>6} | {'ref ms':>8} {'ref/nat':>8}"
     print(head)
     print("-" * len(head))
     for batch in batches:
-        r = bench_tree(native, batch, t_nat, t_ref, run_ref=batch == 1)
-        print(f"{r['B']:>3} | {r['sort']:8.4f} {r['mst']:8.4f} {r['nat']:8.4f} {r['nat'] / r['sort']:6.2f} | "
-              f"{fmt(r.get('ref'), '8.2f')} {fmt(r.get('ref') and r['ref'] / r['nat'], '8.0f')}", flush=True)
+        r = bench_tree(native, batch, rounds, run_ref=batch == 1)
+        print(f"{r['B']:>3} | {r['sort']:8.4f} {r['mst']:8.4f} {r['nat']:8.4f} {r['nat/sort']:6.2f} | "
+              f"{fmt(r.get('ref'), '8.2f')} {fmt(r.get('ref/nat'), '8.0f')}", flush=True)
     return 0
 
 

@@ -1,4 +1,5 @@
-// Shared machinery of the CPU tree scans (csrc/cpu/scan_full.cpp, csrc/cpu/scan_subtree.cpp).
+// Shared machinery of the CPU tree scans (csrc/cpu/scan_full.cpp, csrc/cpu/scan_subtree.cpp;
+// reference-grootvl.md 1.6-1.9).
 //
 // The scans walk BFS positions with a data-dependent parent gather, while channels are
 // independent. So each task owns one (batch, block of kBlock channels) tile and transposes it
