@@ -290,11 +290,11 @@ def _run_generate(args: argparse.Namespace) -> int:
         )
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
-    tokenizer = _generation_tokenizer(entry, args)
     if args.weights:
         model = zoo.load_local_weights(entry, args.weights, device=args.device)
     else:
-        model = zoo.load_model(entry, device=args.device)
+        model = zoo.load_model(entry, device=args.device)  # errors list what works offline
+    tokenizer = _generation_tokenizer(entry, args)
     if tokenizer.vocab_size > model.config.vocab_size:
         raise ValueError(
             f"the tokenizer has {tokenizer.vocab_size} ids but the model only {model.config.vocab_size}; "
