@@ -185,7 +185,10 @@ class TreeSSM(nn.Module):
         xz = self.in_proj(x)                                         # (B, H, W, 2D)
         xs, z = xz.chunk(2, dim=-1)                                  # (B, H, W, D) each
         z = self.act(z)                                              # 3. gate
-        u = self.act(self.conv2d(xs.permute(0, 3, 1, 2).contiguous()))  # 4. (B, D, H, W)
+        # NOTE: the permuted view is NCHW in channels_last memory; oneDNN's depthwise conv runs
+        # ~2x faster on it than on a contiguous copy, and u stays channels-innermost (cheap
+        # cosine weights and (B, L, D) views below).
+        u = self.act(self.conv2d(xs.permute(0, 3, 1, 2)))            # 4. (B, D, H, W)
         # fmt: on
         if tree is not None and (tree.height != h or tree.width != w
                                  or tree.order.order.shape[0] != b):
