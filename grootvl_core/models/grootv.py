@@ -95,15 +95,16 @@ class GrootVLayer(nn.Module):
         layer_scale: if set, per-channel residual scales ``gamma1`` / ``gamma2`` with this init.
         post_norm: normalise after the mixer / MLP instead of before
             (``x + DropPath(norm1(f(x)))``).
+        scan_order: ``"tree"`` or ``"raster"`` (see :class:`TreeSSM`).
     """
 
     def __init__(self, channels: int, mlp_ratio: float = 4.0, drop: float = 0.0,
                  drop_path: float = 0.0, layer_scale: float | None = None,
-                 post_norm: bool = False):
+                 post_norm: bool = False, scan_order: str = "tree"):
         super().__init__()
         self.post_norm = post_norm
         self.norm1 = _layer_norm(channels, "channels_last", "channels_last")
-        self.TreeSSM = TreeSSM(d_model=channels)
+        self.TreeSSM = TreeSSM(d_model=channels, scan_order=scan_order)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = _layer_norm(channels, "channels_last", "channels_last")
         self.mlp = Mlp(channels, int(channels * mlp_ratio), act_layer=nn.GELU, drop=drop)
@@ -139,17 +140,17 @@ class GrootVBlock(nn.Module):
         drop_path: per-layer stochastic depth rates (length ``depth``).
         tree_per_stage: the first layer builds the spanning tree and the others reuse it
             (``depth - 1`` fewer trees); the published weights were trained with one tree per layer.
-        mlp_ratio, drop, layer_scale, post_norm: as :class:`GrootVLayer`.
+        mlp_ratio, drop, layer_scale, post_norm, scan_order: as :class:`GrootVLayer`.
     """
 
     def __init__(self, channels: int, depth: int, downsample: bool, drop_path: Sequence[float],
                  mlp_ratio: float = 4.0, drop: float = 0.0, layer_scale: float | None = None,
-                 post_norm: bool = False, tree_per_stage: bool = False):
+                 post_norm: bool = False, tree_per_stage: bool = False, scan_order: str = "tree"):
         super().__init__()
         self.tree_per_stage = tree_per_stage
         self.grad_checkpointing = False
         self.blocks = nn.ModuleList([
-            GrootVLayer(channels, mlp_ratio, drop, drop_path[i], layer_scale, post_norm)
+            GrootVLayer(channels, mlp_ratio, drop, drop_path[i], layer_scale, post_norm, scan_order)
             for i in range(depth)])
         self.norm = _layer_norm(channels, "channels_last", "channels_last")
         self.downsample = DownsampleLayer(channels) if downsample else None
@@ -190,6 +191,8 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
         layer_scale: optional residual layer-scale init (None in the published models).
         post_norm: post-norm layers (False in the published models).
         tree_per_stage: build one spanning tree per stage instead of one per layer.
+        scan_order: ``"tree"`` (GrootV) or ``"raster"``: every layer scans the row-major chain
+            of pixels instead (the tree-vs-raster ablation; see :class:`TreeSSM`).
 
     Keyword arguments are JSON-serialisable, so ``save_pretrained`` writes them to ``config.json``.
     """
@@ -207,6 +210,7 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
             layer_scale: float | None = None,
             post_norm: bool = False,
             tree_per_stage: bool = False,
+            scan_order: str = "tree",
     ):
         super().__init__()
         depths = [int(d) for d in depths]
@@ -225,6 +229,7 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
         self.num_levels = len(depths)
         self.channels = int(channels)
         self.tree_per_stage = bool(tree_per_stage)
+        self.scan_order = scan_order
         self.num_features = self.channels * 2 ** (self.num_levels - 1)
         self.head_hidden_size = int(self.num_features * cls_scale)
         self.drop_rate = drop_rate
@@ -240,7 +245,7 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
                 width, depth, downsample=i < self.num_levels - 1,
                 drop_path=dpr[sum(depths[:i]):sum(depths[:i + 1])], mlp_ratio=mlp_ratio,
                 drop=drop_rate, layer_scale=layer_scale, post_norm=post_norm,
-                tree_per_stage=self.tree_per_stage))
+                tree_per_stage=self.tree_per_stage, scan_order=scan_order))
             self.feature_info.append(dict(num_chs=width, reduction=4 * 2 ** i,
                                           module=f"levels.{i}"))
 

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from grootvl_core import ops
 
-__all__ = ["SpanningTree", "TreeSSM", "build_grid_tree"]
+__all__ = ["SpanningTree", "TreeSSM", "build_grid_tree", "raster_chain"]
 
 
 class SpanningTree(NamedTuple):
@@ -68,6 +68,16 @@ def build_grid_tree(feature: Tensor) -> SpanningTree:
     return SpanningTree(tree_edges, order, h, w)
 
 
+def raster_chain(batch: int, height: int, width: int, device=None) -> SpanningTree:
+    """The row-major chain of an ``H x W`` grid as a tree rooted at the last pixel (``parent(v) =
+    v + 1``), for the ``scan_order="raster"`` ablation: its subtree scan is a causal 1-D scan."""
+    from .grootl_tree import chain_tree
+
+    v = height * width
+    edges = torch.stack([torch.arange(v - 1), torch.arange(1, v)], dim=1).to(torch.int32)
+    return SpanningTree(edges.to(device).expand(batch, -1, -1), chain_tree(batch, v, device), height, width)
+
+
 # Called as capture(module, tree, abar) with abar (B, D, V) float32, detached; see tree_capture.py.
 CaptureFn = Callable[["TreeSSM", SpanningTree, Tensor], None]
 
@@ -91,6 +101,9 @@ class TreeSSM(nn.Module):
         dt_scale: scale of that init.
         h_norm: LayerNorm the hidden state over channels before multiplying by ``C`` (True in
             GrootV; the published code crashes with it off, bug 6.7).
+        scan_order: ``"tree"`` (GrootV: the feature MST, both passes) or ``"raster"`` (ablation:
+            a plain unidirectional scan along the row-major chain of pixels, Mamba's recurrence
+            ``h_t = Abar_t h_{t-1} + Delta_t B_t u_t``; same parameters, no tree built).
 
     Shapes: ``forward(x)`` takes and returns ``(B, H, W, C)`` channels-last tensors.
     """
@@ -111,8 +124,11 @@ class TreeSSM(nn.Module):
             dt_scale: float = 1.0,
             dt_init_floor: float = 1e-4,
             h_norm: bool = True,
+            scan_order: str = "tree",
     ):
         super().__init__()
+        if scan_order not in ("tree", "raster"):
+            raise ValueError(f"TreeSSM: scan_order must be 'tree' or 'raster', got {scan_order!r}")
         if int(d_state) != 1:
             raise ValueError(f"TreeSSM: d_state must be 1 (the tree scan carries one state per "
                              f"channel, reference 2.3), got {d_state}")
@@ -126,6 +142,7 @@ class TreeSSM(nn.Module):
             raise ValueError(f"TreeSSM: need ssm_ratio * d_model >= 1 and dt_rank >= 1, got "
                              f"d_inner={d_inner}, dt_rank={rank}")
         self.d_model, self.d_inner, self.d_state, self.dt_rank = d_model, d_inner, 1, rank
+        self.scan_order = scan_order
 
         # NOTE: bare Parameters first, then submodules, so state_dict() order equals the
         # published one (reference 2.1 / Appendix A).
@@ -220,13 +237,20 @@ class TreeSSM(nn.Module):
         abar = torch.exp(delta * a_cont)                                       # (B, D, L)
         xin = delta * bs * u32                                                 # 9. (B, D, L)
         # fmt: on
-        if tree is None:
-            with torch.profiler.record_function("grootvl.tree_build"):
-                tree = build_grid_tree(u32.view(b, d, h, w))                   # 10.
+        if self.scan_order == "raster":
+            # chain parent(v) = v + 1 rooted at the last pixel; edge (v, v+1) carries Abar_{v+1}
+            tree = raster_chain(b, h, w, u.device)
+            abar = torch.roll(abar, -1, dims=2)
+            mode = "subtree"
+        else:
+            mode = "full"
+            if tree is None:
+                with torch.profiler.record_function("grootvl.tree_build"):
+                    tree = build_grid_tree(u32.view(b, d, h, w))               # 10.
         if self._capture is not None:
             self._capture(self, tree, abar.detach())
         with torch.profiler.record_function("grootvl.tree_scan"):
-            hs = ops.tree_scan(xin, abar, tree.order, "full")                  # 11-12. (B, D, L)
+            hs = ops.tree_scan(xin, abar, tree.order, mode)                    # 11-12. (B, D, L)
         hs = hs.transpose(1, 2)                                                # (B, L, D)
         if self.h_norm is not None:
             hs = F.layer_norm(hs, (d,), self.h_norm.weight.float(), self.h_norm.bias.float(),
@@ -238,4 +262,4 @@ class TreeSSM(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, d_inner={self.d_inner}, d_state={self.d_state}, "
-                f"dt_rank={self.dt_rank}")
+                f"dt_rank={self.dt_rank}, scan_order={self.scan_order!r}")

@@ -113,7 +113,7 @@ class GrootVSegmenter(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
     """GrootV backbone + UperNet decoder (+ optional FCN auxiliary head), mmseg's layout.
 
     Args:
-        channels, depths, drop_path_rate, in_chans, tree_per_stage: the GrootV backbone
+        channels, depths, drop_path_rate, in_chans, tree_per_stage, scan_order: the GrootV backbone
             (:class:`~grootvl_core.models.grootv.GrootV`; its classifier is removed).
         num_classes: segmentation classes (150 for ADE20K).
         class_names: one name per class (ADE20K's by default).
@@ -136,6 +136,7 @@ class GrootVSegmenter(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
             in_chans: int = 3,
             drop_path_rate: float = 0.2,
             tree_per_stage: bool = False,
+            scan_order: str = "tree",
             decoder_channels: int = 512,
             pool_scales: Sequence[int] = (1, 2, 3, 6),
             auxiliary_head: bool = True,
@@ -161,7 +162,8 @@ class GrootVSegmenter(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
         self.align_corners = align_corners
 
         backbone = GrootV(channels=channels, depths=depths, num_classes=0, in_chans=in_chans,
-                          drop_path_rate=drop_path_rate, tree_per_stage=tree_per_stage)
+                          drop_path_rate=drop_path_rate, tree_per_stage=tree_per_stage,
+                          scan_order=scan_order)
         # keep the stages only: mmseg backbones have no classification head
         self.out_indices = backbone.prune_intermediate_layers(
             list(range(len(backbone.feature_info))), prune_head=True)

@@ -75,6 +75,10 @@ def _openmp_flags() -> tuple[list[str], list[str]]:
 
 def build_native(cuda: bool = False, verbose: bool = False):
     """Compile (if needed) and import the native extension; returns the Python module."""
+    home = cuda_toolkit_home()
+    if home is not None and not os.environ.get("CUDA_HOME"):
+        # torch guesses (and warns about) CUDA_HOME when its cpp_extension module is imported
+        os.environ["CUDA_HOME"] = home
     from torch.utils import cpp_extension
 
     src = csrc_dir()
@@ -85,7 +89,6 @@ def build_native(cuda: bool = False, verbose: bool = False):
     kwargs = {}
     name = "grootvl_native"
     if cuda:
-        home = cuda_toolkit_home()
         if home is None:
             raise RuntimeError("grootvl native CUDA build: nvcc not found; install the CUDA toolkit "
                                "or set CUDA_HOME")

@@ -422,3 +422,44 @@ def test_timm_pretrained_needs_weights(tmp_path):
                           pretrained_cfg_overlay=dict(file=str(path)))
     for k, v in src.state_dict().items():
         torch.testing.assert_close(m.state_dict()[k], v)
+
+
+# ----------------------------------------------------------------------------------------------
+# scan_order="raster": the tree-vs-raster ablation
+# ----------------------------------------------------------------------------------------------
+
+
+def test_raster_chain_scan_is_the_causal_row_major_recurrence():
+    from grootvl_core import ops
+    from grootvl_core.models.tree_ssm import raster_chain
+
+    b, d, h, w = 2, 3, 3, 4
+    abar = torch.rand(b, d, h * w, dtype=torch.float64)
+    xin = torch.randn(b, d, h * w, dtype=torch.float64)
+    chain = raster_chain(b, h, w)
+    assert chain.edges.shape == (b, h * w - 1, 2) and chain.order.order[0, 0] == h * w - 1
+    y = ops.tree_scan(xin, torch.roll(abar, -1, dims=2), chain.order, "subtree")
+    state = torch.zeros(b, d, dtype=torch.float64)
+    for t in range(h * w):  # h_t = Abar_t h_{t-1} + x_t in row-major pixel order
+        state = abar[..., t] * state + xin[..., t]
+        torch.testing.assert_close(y[..., t], state)
+
+
+def test_raster_model_builds_no_tree_and_round_trips(monkeypatch, tmp_path):
+    from grootvl_core.models import tree_ssm
+
+    def no_tree(*args, **kwargs):
+        raise AssertionError("scan_order='raster' must not build a spanning tree")
+
+    monkeypatch.setattr(tree_ssm, "build_grid_tree", no_tree)
+    model = GrootV(channels=16, depths=[1, 1, 1, 1], num_classes=10, in_chans=1, scan_order="raster")
+    x = torch.randn(2, 1, 32, 32)
+    model(x).sum().backward()
+    model.save_pretrained(tmp_path)
+    again = GrootV.from_pretrained(tmp_path)
+    assert again.scan_order == "raster"
+    model.eval()
+    again.eval()
+    torch.testing.assert_close(again(x), model(x))
+    with pytest.raises(ValueError, match="scan_order"):
+        GrootV(channels=16, depths=[1, 1, 1, 1], scan_order="zigzag")

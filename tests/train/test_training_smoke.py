@@ -33,8 +33,9 @@ def _check_bundle(out, task):
 
 
 @needs_fmnist
-def test_classifier_recipe_smoke(tmp_path):
-    run_training("classify", tmp_path, steps=2, batch_size=8, progress=False, argv=["train", "classify"],
+@pytest.mark.parametrize("arm", ["tree", "raster"])
+def test_classifier_recipe_smoke(tmp_path, arm):
+    run_training("classify", tmp_path, steps=2, batch_size=8, arm=arm, progress=False, argv=["train", "classify"],
                  recipe_overrides={"model": TINY_VISION, "eval_subset": 50, "input_size": 28})
     refs, result = _check_bundle(tmp_path, "classify")
     assert 0.0 <= result["final_metrics"]["top1"] <= 1.0
@@ -42,7 +43,7 @@ def test_classifier_recipe_smoke(tmp_path):
     from grootvl_core.models import GrootV
 
     model = GrootV.from_pretrained(tmp_path / "model")
-    assert model.num_classes == 10 and model.in_chans == 1
+    assert model.num_classes == 10 and model.in_chans == 1 and model.scan_order == arm
 
 
 @needs_fmnist
