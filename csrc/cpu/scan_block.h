@@ -197,6 +197,47 @@ inline void leaf_to_root(const Tile<scalar_t>& t, const scalar_t* e, scalar_t* u
   }
 }
 
+// Uninitialised scratch memory for one thread. Up to kKeepBytes stay allocated per thread
+// between calls (a fresh multi-page allocation per call costs page faults comparable to the
+// scan itself at GrootV sizes); larger requests are freed when the lease ends.
+template <typename scalar_t>
+class ScratchLease {
+ public:
+  static constexpr size_t kKeepBytes = size_t{8} << 20;
+
+  explicit ScratchLease(int64_t count) {
+    const size_t bytes = static_cast<size_t>(count) * sizeof(scalar_t) + 64;
+    Cache& c = cache();
+    if (bytes <= kKeepBytes) {
+      if (c.bytes < bytes) {
+        c.data.reset(new char[bytes]);
+        c.bytes = bytes;
+      }
+      base_ = c.data.get();
+    } else {
+      own_.reset(new char[bytes]);
+      base_ = own_.get();
+    }
+  }
+  // 64-byte aligned, so every [kBlock] line is one cache line
+  scalar_t* get() const {
+    const auto addr = reinterpret_cast<uintptr_t>(base_);
+    return reinterpret_cast<scalar_t*>((addr + 63) & ~uintptr_t{63});
+  }
+
+ private:
+  struct Cache {
+    std::unique_ptr<char[]> data;
+    size_t bytes = 0;
+  };
+  static Cache& cache() {
+    static thread_local Cache c;
+    return c;
+  }
+  char* base_ = nullptr;
+  std::unique_ptr<char[]> own_;
+};
+
 // Runs `fn(tile, scratch)` for every (batch, channel block) of a (B, D, V) problem, in parallel;
 // `scratch` holds `buffers` uninitialised [V][kBlock] buffers, allocated once per thread range.
 template <typename scalar_t, typename Fn>
@@ -206,7 +247,7 @@ inline void for_each_tile(int64_t batch, int64_t channels, int64_t n, const std:
   const int64_t blocks = (channels + K - 1) / K;
   if (n == 0) return;  // empty tensors: nothing to scan (and no root position to touch)
   at::parallel_for(0, batch * blocks, 1, [&](int64_t begin, int64_t end) {
-    std::unique_ptr<scalar_t[]> scratch(new scalar_t[buffers * n * K]);
+    ScratchLease<scalar_t> scratch(buffers * n * K);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / blocks, d0 = (task % blocks) * K;
       Tile<scalar_t> t{n, std::min(K, channels - d0), (b * channels + d0) * n, walk.data() + 2 * b * n};
