@@ -2,8 +2,8 @@
 
 A random model with mamba-130m's shapes (reference 4.1) prefills a prompt (default 512 tokens, the
 whole prompt is the tree-2 context) and then decodes tokens one at a time from the cache. Both
-variants share the same weights; runs are interleaved and the best (minimum) time of each is
-reported, the usual choice on a shared, noisy machine.
+variants share the same weights; prefills are interleaved, decoding alternates the two models token by
+token, and the best (minimum) time of each is reported, the usual choice on a shared, noisy machine.
 
     python benchmarks/lm.py                      # 24 layers, prompt 512, 32 decoded tokens
     python benchmarks/lm.py --layers 4 --repeats 2
@@ -29,13 +29,22 @@ def _prefill(model: GrootL, ids: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def _decode(model: GrootL, ids: torch.Tensor, steps: int) -> float:
-    cache = model.allocate_cache(ids.shape[0])
-    logits = model.prefill(ids, cache)
-    start = time.perf_counter()
-    for _ in range(steps):
-        logits = model.step(logits.argmax(-1), cache)
-    return (time.perf_counter() - start) / steps
+def _decode_interleaved(models: dict[str, GrootL], ids: torch.Tensor, steps: int) -> dict[str, list[float]]:
+    """Per-token step times, alternating the models token by token (shared noise hits both)."""
+    state = {}
+    for name, model in models.items():
+        cache = model.allocate_cache(ids.shape[0])
+        state[name] = (cache, model.prefill(ids, cache))
+    times: dict[str, list[float]] = {name: [] for name in models}
+    names = list(models)
+    for i in range(steps):
+        for name in names if i % 2 == 0 else names[::-1]:
+            cache, logits = state[name]
+            start = time.perf_counter()
+            logits = models[name].step(logits.argmax(-1), cache)
+            times[name].append(time.perf_counter() - start)
+            state[name] = (cache, logits)
+    return times
 
 
 def main() -> None:
@@ -57,15 +66,14 @@ def main() -> None:
     print(f"op backend: {ops.backend('cpu')}, torch threads: {torch.get_num_threads()}, "
           f"layers: {args.layers}, prompt: {args.prompt_len}, decoded: {args.new_tokens}")
 
-    times: dict[str, list[float]] = {k: [] for k in ("prefill_tree", "prefill_plain",
-                                                     "decode_tree", "decode_plain")}
+    times: dict[str, list[float]] = {"prefill_tree": [], "prefill_plain": []}
     with torch.inference_mode():
         _prefill(tree, ids[:, :16]), _prefill(plain, ids[:, :16])  # warm-up (native build, allocs)
         for _ in range(args.repeats):
             times["prefill_tree"].append(_prefill(tree, ids))
             times["prefill_plain"].append(_prefill(plain, ids))
-            times["decode_tree"].append(_decode(tree, ids[:, :8], args.new_tokens))
-            times["decode_plain"].append(_decode(plain, ids[:, :8], args.new_tokens))
+        decode = _decode_interleaved({"tree": tree, "plain": plain}, ids[:, :8], args.new_tokens)
+    times["decode_tree"], times["decode_plain"] = decode["tree"][2:], decode["plain"][2:]
     med = {k: min(v) for k, v in times.items()}
     print(f"prefill {args.prompt_len} tokens: tree {med['prefill_tree']:.3f} s, "
           f"plain {med['prefill_plain']:.3f} s, ratio {med['prefill_tree'] / med['prefill_plain']:.2f}x "
