@@ -510,7 +510,7 @@ def load_pretrained_folder(
             io.StringIO()
         ):  # the mixin prints "Loading weights from local directory"
             model = cls.from_pretrained(str(folder), map_location=str(device), strict=True)
-    except (RuntimeError, OSError, TypeError) as exc:
+    except (RuntimeError, OSError, TypeError, ValueError, KeyError) as exc:  # keys, shapes, vocab
         msg = str(exc).strip()
         raise CheckpointError(f"could not load {folder / WEIGHTS_NAME} into {cls.__name__}: {msg}") from None
     except Exception as exc:  # safetensors' SafetensorError on a corrupt file
