@@ -32,7 +32,7 @@ def classifier_reference_outputs(model, input_size: int, count: int = 8, root=No
 
     images, labels = load_fashion_mnist("test", root)
     with torch.no_grad():
-        probs = model(preprocess_batch(torch.from_numpy(images[:count]), input_size)).softmax(-1)
+        probs = model(preprocess_batch(torch.from_numpy(np.array(images[:count])), input_size)).softmax(-1)
     return {"inputs": {"dataset": "fashion-mnist", "split": "test", "indices": list(range(count))},
             "true_labels": labels[:count].tolist(), "predicted": probs.argmax(-1).tolist(),
             "top_probability": [round(float(p), 4) for p in probs.max(-1).values]}
