@@ -148,19 +148,32 @@ def normalize_context_lengths(context_lengths, batch: int, length: int) -> list[
     return [min(v, length) for v in context_lengths]
 
 
-def _cosine_by_offset(feature: Tensor, band: int) -> list[Tensor]:
-    """``cos[k-1][:, t] = cos(feature[:, :, t], feature[:, :, t - k])`` for ``t >= k``."""
-    f = feature.float()
-    norm = f.norm(dim=1)  # (B, L)
-    out = []
-    for k in range(1, band + 1):
-        dot = (f[:, :, k:] * f[:, :, :-k]).sum(dim=1)  # (B, L-k)
-        # NOTE: same eps rule as F.cosine_similarity (clamp of the norm product at 1e-8).
-        out.append(dot / (norm[:, k:] * norm[:, :-k]).clamp_min(1e-8))
-    return out
+def _dots_by_offset(f: Tensor, band: int) -> tuple[Tensor, list[Tensor]]:
+    """Norms ``(B, L)`` and, for ``k = 1..band``, ``dot[k-1][:, t] = <f[:, :, t + k], f[:, :, t]>``."""
+    f = f.float()
+    return f.norm(dim=1), [(f[:, :, k:] * f[:, :, :-k]).sum(dim=1) for k in range(1, band + 1)]
 
 
-def feature_tree(feature: Tensor, context_lengths: Sequence[int], band: int = 3) -> TreeOrder:
+def _cosine_by_offset(feature: Tensor, band: int, factors: tuple[Tensor, Tensor] | None = None
+                      ) -> list[Tensor]:
+    """``cos[k-1][:, t] = cos(feature[:, :, t], feature[:, :, t - k])`` for ``t >= k``.
+
+    With ``factors = (x (B, D, L), b (B, N, L))`` such that ``feature[:, d * N + n, t] = x[:, d, t]
+    * b[:, n, t]`` (GrootL's ``Bbar u = (Delta u) outer B``), dot products and norms factorise:
+    ``<x_t (x) b_t, x_s (x) b_s> = <x_t, x_s> <b_t, b_s>``, so D + N channels are read instead of
+    D * N (16x less work for mamba-130m); same value up to float rounding.
+    """
+    if factors is None:
+        norm, dots = _dots_by_offset(feature, band)
+    else:
+        (nx, dx), (nb, db) = (_dots_by_offset(t, band) for t in factors)
+        norm, dots = nx * nb, [a * b for a, b in zip(dx, db)]
+    # NOTE: same eps rule as F.cosine_similarity (clamp of the norm product at 1e-8).
+    return [dot / (norm[:, k:] * norm[:, :-k]).clamp_min(1e-8) for k, dot in enumerate(dots, start=1)]
+
+
+def feature_tree(feature: Tensor, context_lengths: Sequence[int], band: int = 3,
+                 factors: tuple[Tensor, Tensor] | None = None) -> TreeOrder:
     """Tree 2: per sample, the MST of its band graph under ``exp(-cos)`` feature weights.
 
     Each sample uses its own context length (fixing published bugs 6.9/6.10, which used one
@@ -172,6 +185,8 @@ def feature_tree(feature: Tensor, context_lengths: Sequence[int], band: int = 3)
             ``D * N`` channels); not differentiated (the tree is topology).
         context_lengths: ``B`` ints in ``[0, L]`` (see :func:`normalize_context_lengths`).
         band: band width of the context part (published: 3).
+        factors: optional ``(x (B, D, L), b (B, N, L))`` with ``feature = x outer b`` per token;
+            the cosines are then computed from the factors (see :func:`_cosine_by_offset`).
 
     Returns:
         :class:`~grootvl_core.ops.TreeOrder` rooted at the last token, ``(B, L)`` int64 tensors.
@@ -187,7 +202,8 @@ def feature_tree(feature: Tensor, context_lengths: Sequence[int], band: int = 3)
     if not groups:
         return tree
     with torch.no_grad():
-        cos = _cosine_by_offset(feature.detach(), band)
+        cos = _cosine_by_offset(feature.detach(), band,
+                                None if factors is None else tuple(t.detach() for t in factors))
         for p, members in groups.items():
             edges = band_graph_edges(length, p, band, device=device)  # (E, 2) rows [t, t-k]
             k = edges[:, 0] - edges[:, 1]

@@ -516,3 +516,20 @@ def test_push_to_hub_uploads_the_saved_folder(monkeypatch):
     assert calls["create"] == ("me/tiny-grootl", True, "model") and calls["token"] == "t"
     assert calls["files"] == ["config.json", "model.safetensors"]
     assert calls["config"]["tree_scale"] == 0.3 and calls["config"]["architectures"] == ["MambaForCausalLM"]
+
+
+def test_factorised_cosines_equal_the_full_feature_cosines():
+    """Bbar u is an outer product per token, so its cosines factorise (grootl_tree._cosine_by_offset)."""
+    from grootvl_core.models.grootl_tree import _cosine_by_offset
+
+    g = torch.Generator().manual_seed(0)
+    x, b = torch.randn(2, 7, 12, generator=g), torch.randn(2, 5, 12, generator=g)
+    x[0, :, 3] = 0  # a zero vector exercises the eps clamp
+    feature = (x[:, :, None, :] * b[:, None]).reshape(2, 35, 12)
+    full = _cosine_by_offset(feature, 3)
+    fact = _cosine_by_offset(feature, 3, factors=(x, b))
+    for f, c in zip(full, fact):
+        torch.testing.assert_close(c, f, rtol=1e-5, atol=1e-6)
+    ctx = [12, 9]
+    assert all(torch.equal(t1, t2) for t1, t2 in zip(feature_tree(feature, ctx),
+                                                     feature_tree(feature, ctx, factors=(x, b))))
