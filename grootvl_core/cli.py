@@ -268,15 +268,7 @@ def _generation_tokenizer(entry, args: argparse.Namespace):
 
     if args.tokenizer:
         return load_tokenizer(args.tokenizer)
-    for folder in (args.weights, zoo.bundled_dir(entry), zoo.cache_dir(entry)):
-        if folder and any((Path(folder) / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
-            try:
-                return load_tokenizer(folder)
-            except OSError:
-                continue
-    if entry.tokenizer:
-        return load_tokenizer(entry.tokenizer)
-    raise ValueError(f"no tokenizer for {entry.name!r}: pass --tokenizer DIR_OR_REPO")
+    return zoo.load_entry_tokenizer(entry, weights=args.weights)
 
 
 def _run_generate(args: argparse.Namespace) -> int:

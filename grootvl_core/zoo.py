@@ -34,6 +34,8 @@ from typing import Any, Callable
 import torch
 
 from . import hub
+from .data.fashion_mnist import FASHION_MNIST_CLASSES
+from .data.scenes import SCENE_CLASSES, SCENE_PALETTE
 
 __all__ = [
     "DEFAULT_HUB_ORG",
@@ -48,6 +50,7 @@ __all__ = [
     "get_entry",
     "hub_repo_id",
     "bundled_dir",
+    "load_entry_tokenizer",
     "cache_dir",
     "is_cached",
     "available_offline",
@@ -222,7 +225,55 @@ _ENTRIES: list[ZooEntry] = [
     ),
 ]
 
-MODELS: dict[str, ZooEntry] = {e.name: e for e in _ENTRIES}
+# The project's own small models, trained on this project's CPU machines from data Debian installs
+# (issue 5; `python -m grootvl_core train ...`) and shipped in checkpoints/, so everything works
+# offline. Their metrics are the ones in each folder's metrics.json (a test keeps them equal).
+_BUNDLED: list[ZooEntry] = [
+    ZooEntry(
+        name="grootv-nano-fmnist",
+        task="classification",
+        arch="grootv_nano",
+        kwargs=dict(in_chans=1, num_classes=10),
+        bundled="grootv-nano-fmnist",
+        preprocess=Preprocess(input_size=28, resize=28, interpolation="bilinear", mean=(0.2860,),
+                              std=(0.3530,), grayscale=True),
+        labels=FASHION_MNIST_CLASSES,
+        params=None,
+        metrics={},
+        license="apache-2.0",
+        description="GrootV-nano trained by grootvl on Fashion-MNIST (28x28 grey), bundled",
+    ),
+    ZooEntry(
+        name="grootv-nano-scenes",
+        task="segmentation",
+        arch="upernet_grootv_nano",
+        model_class="GrootVSegmenter",
+        kwargs=dict(in_chans=1, num_classes=len(SCENE_CLASSES), class_names=list(SCENE_CLASSES),
+                    palette=[list(c) for c in SCENE_PALETTE]),
+        bundled="grootv-nano-scenes",
+        preprocess=Preprocess(input_size=96, resize=96, interpolation="bilinear", mean=(0.2860,),
+                              std=(0.3530,), grayscale=True),
+        labels=tuple(SCENE_CLASSES),
+        params=None,
+        metrics={},
+        license="apache-2.0",
+        description="GrootV-nano + UperNet trained by grootvl on Fashion-MNIST scenes (96x96), bundled",
+    ),
+    ZooEntry(
+        name="grootl-nano-fortunes",
+        task="generation",
+        arch="grootl_nano",
+        model_class="GrootL",
+        bundled="grootl-nano-fortunes",
+        labels=None,
+        params=None,
+        metrics={},
+        license="apache-2.0",
+        description="GrootL-nano, byte-level, trained by grootvl on Debian's fortunes, bundled",
+    ),
+]
+
+MODELS: dict[str, ZooEntry] = {e.name: e for e in _BUNDLED + _ENTRIES}
 
 
 def register(entry: ZooEntry, overwrite: bool = False) -> ZooEntry:
@@ -529,3 +580,25 @@ def _convert_official(entry: ZooEntry, device: str | torch.device) -> torch.nn.M
         shutil.rmtree(target)
     tmp.replace(target)
     return hub.load_pretrained_folder(_model_class(entry), target, device=device)
+
+
+def load_entry_tokenizer(name: ZooEntry | str, weights: str | os.PathLike | None = None):
+    """The tokenizer of a ``generation`` entry: the one saved beside its weights (``weights``, the
+    bundled folder, the converted cache), else the entry's ``tokenizer`` folder or Hub repo.
+
+    Raises:
+        ValueError: the entry names no tokenizer and none lies beside its weights.
+        OSError: the tokenizer repo cannot be fetched (offline and not cached).
+    """
+    from .tokenizer import load_tokenizer
+
+    entry = get_entry(name)
+    for folder in (weights, bundled_dir(entry), cache_dir(entry)):
+        if folder and any((Path(folder) / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+            try:
+                return load_tokenizer(folder)
+            except OSError:
+                continue
+    if entry.tokenizer:
+        return load_tokenizer(entry.tokenizer)
+    raise ValueError(f"no tokenizer for {entry.name!r}: pass --tokenizer DIR_OR_REPO")

@@ -131,7 +131,7 @@ def test_zoo_language_entries(model, tmp_path, monkeypatch):
     from grootvl_core import zoo
     from grootvl_core.models import GrootL, MambaLM
 
-    assert zoo.list_models("generation") == ["mamba-130m", "grootl-130m"]
+    assert zoo.list_models("generation") == ["grootl-nano-fortunes", "mamba-130m", "grootl-130m"]
     mamba, grootl = zoo.get_entry("mamba-130m"), zoo.get_entry("grootl-130m")
     assert zoo.hub_repo_id(mamba) == "state-spaces/mamba-130m-hf"
     assert grootl.official.gdrive_id == "1oby7sHYUxg4TIqFjIXSk8GB98fa9kSBm"

@@ -296,6 +296,11 @@ class GrootLMixer(nn.Module):
         self.A_log = nn.Parameter(torch.log(a))
         self.D = nn.Parameter(torch.ones(d))
         self.out_proj = nn.Linear(d, h, bias=config.use_bias)
+        # Set by grootvl_core.models.token_tree_capture while a capture is active; never saved.
+        # Called as capture(mixer, tree, weight, context_lengths) with the feature tree (tree 2;
+        # the chain when tree_scale = 0 or every context is <= 2 tokens) and the vertex-order
+        # transition weights (B, D * N, L), detached.
+        self._capture = None
 
     def _ssm_inputs(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``u (B, L, D)`` -> ``delta (B, L, D)``, ``Bm``, ``Cm`` ``(B, L, N)``, ``A (D, N)`` fp32."""
@@ -347,6 +352,7 @@ class GrootLMixer(nn.Module):
         # 6. Tree 1: the chain (exactly Mamba's recurrence)
         h1 = tree_scan(feature, weight, chain_tree(batch, length, feature.device), mode="subtree")
         h, h2 = h1, h1
+        tree = None
         # 7. Tree 2: MST of the band graph over each sample's context (skipped when tree_scale = 0)
         if self.tree_scale != 0.0:
             if any(p > 2 for p in context_lengths):
@@ -354,6 +360,9 @@ class GrootLMixer(nn.Module):
                                     factors=(delta_u, bm_t))                  # Bbar u = delta u (x) B
                 h2 = tree_scan(feature, weight, tree, mode="subtree")         # [B, DN, L]
             h = torch.add(h1, h2, alpha=self.tree_scale)
+        if self._capture is not None:
+            self._capture(self, tree if tree is not None else chain_tree(batch, length, feature.device),
+                          weight.detach(), list(context_lengths))
         if cache is not None:
             cache.ssm_states[self.layer_idx].copy_(h1[..., -1].view(batch, d, n))
             if self.tree_scale != 0.0:
@@ -834,6 +843,17 @@ def grootl_130m(pretrained: bool = False, **kwargs: Any) -> GrootL:
         raise ValueError("grootl_130m: the published GrootL weights are not on the Hub; load them "
                          "with grootvl_core.zoo.load_model('grootl-130m')")
     return GrootL(GrootLConfig(**kwargs))
+
+
+def grootl_nano(pretrained: bool = False, **kwargs: Any) -> GrootL:
+    """GrootL-nano: byte-level (vocab 258), hidden 128, 4 layers, state 16, ``tree_scale=0.3``: the
+    size of the project's bundled fortunes model (``grootvl_core.zoo.load_model("grootl-nano-fortunes")``)."""
+    if pretrained:
+        raise ValueError("grootl_nano: the trained weights come from grootvl_core.zoo.load_model("
+                         "'grootl-nano-fortunes')")
+    defaults = dict(vocab_size=258, hidden_size=128, num_hidden_layers=4, state_size=16, expand=2,
+                    conv_kernel=4, tree_scale=0.3, bos_token_id=256, eos_token_id=256, pad_token_id=257)
+    return GrootL(GrootLConfig(**{**defaults, **kwargs}))
 
 
 def mamba_130m(pretrained: bool = False, **kwargs: Any) -> MambaLM:

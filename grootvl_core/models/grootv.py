@@ -31,7 +31,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .tree_ssm import SpanningTree, TreeSSM
 
-__all__ = ["GrootV", "checkpoint_filter_fn", "grootv_tiny", "grootv_small", "grootv_base",
+__all__ = ["GrootV", "checkpoint_filter_fn", "grootv_nano", "grootv_tiny", "grootv_small", "grootv_base",
            "test_grootv"]
 
 
@@ -474,7 +474,18 @@ default_cfgs = generate_default_cfgs({
     "grootv_small.in1k": _cfg(),
     "grootv_base.in1k": _cfg(),
     "test_grootv.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
+    # the project's own Fashion-MNIST model (weights bundled in checkpoints/, not on the Hub)
+    "grootv_nano.fmnist": _cfg(num_classes=10, input_size=(1, 28, 28), pool_size=(1, 1), crop_pct=1.0,
+                               interpolation="bilinear", mean=(0.2860,), std=(0.3530,)),
 })
+
+
+@register_model
+def grootv_nano(pretrained: bool = False, **kwargs) -> GrootV:
+    """GrootV-nano: C=32, depths (1, 1, 3, 1), the size of the project's bundled models (trained on
+    one CPU; ``grootvl_core.zoo.load_model("grootv-nano-fmnist")`` loads the trained weights)."""
+    model_args = dict(channels=32, depths=(1, 1, 3, 1), drop_path_rate=0.05)
+    return _create_grootv("grootv_nano", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model

@@ -236,13 +236,29 @@ class GrootVSegmenter(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
         return logits / count
 
 
-def upernet_grootv_tiny(**kwargs) -> GrootVSegmenter:
+def upernet_grootv_nano(pretrained: bool = False, **kwargs) -> GrootVSegmenter:
+    """UperNet + GrootV-nano (C=32, depths (1, 1, 3, 1), decoder 64): the size of the project's
+    bundled scenes segmenter (``grootvl_core.zoo.load_model("grootv-nano-scenes")``)."""
+    _no_pretrained("upernet_grootv_nano", pretrained)
+    return GrootVSegmenter(**dict(dict(channels=32, depths=(1, 1, 3, 1), drop_path_rate=0.05,
+                                       decoder_channels=64, aux_channels=32), **kwargs))
+
+
+def _no_pretrained(name: str, pretrained: bool) -> None:
+    if pretrained:
+        raise ValueError(f"{name}: pretrained weights come from the zoo "
+                         "(grootvl_core.zoo.load_model), not from the factory")
+
+
+def upernet_grootv_tiny(pretrained: bool = False, **kwargs) -> GrootVSegmenter:
     """UperNet + GrootV-T (README: 60M parameters, ADE20K mIoU 48.5 single-scale)."""
+    _no_pretrained("upernet_grootv_tiny", pretrained)
     return GrootVSegmenter(**dict(dict(channels=80, depths=(2, 2, 9, 2), drop_path_rate=0.2),
                                   **kwargs))
 
 
-def upernet_grootv_small(**kwargs) -> GrootVSegmenter:
+def upernet_grootv_small(pretrained: bool = False, **kwargs) -> GrootVSegmenter:
     """UperNet + GrootV-S (README: 82M parameters, ADE20K mIoU 50.7 single-scale)."""
+    _no_pretrained("upernet_grootv_small", pretrained)
     return GrootVSegmenter(**dict(dict(channels=96, depths=(2, 2, 13, 2), drop_path_rate=0.3),
                                   **kwargs))

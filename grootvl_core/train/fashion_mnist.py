@@ -1,8 +1,9 @@
 """Recipe: the bundled GrootV-nano Fashion-MNIST classifier (issue 5).
 
-Fashion-MNIST's official split from Debian's ``dataset-fashion-mnist``; 28x28 grey images are
-upsampled to ``input_size`` (56: stage grids 14/7/4/2) with light augmentation (random shift by
-up to 2 pixels, horizontal flip).
+Fashion-MNIST's official split from Debian's ``dataset-fashion-mnist``; the 28x28 grey images are
+used at their own size (stage grids 7/4/2/1; upsampling to 56 cost 2.5x the time per image and
+was no more accurate at equal steps) with light augmentation (random shift by up to 2 pixels,
+horizontal flip).
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ class ClassifierRecipe:
     """Settings of :func:`train_classifier` (the defaults are the bundled model's)."""
 
     model: dict = field(default_factory=lambda: dict(NANO_CLASSIFIER))
-    input_size: int = 56
+    input_size: int = 28
     batch_size: int = 128
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, lr=3e-3, warmup_steps=150,
-                                                                   eval_every=500, checkpoint_every=500))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=6000, lr=3e-3, warmup_steps=200,
+                                                                   eval_every=1000, checkpoint_every=500))
     eval_subset: int = 2000  # periodic evaluation on the first N test images; the end uses all
 
 

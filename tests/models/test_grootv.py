@@ -17,7 +17,7 @@ from grootvl_core.models import (GrootV, TreeSSM, checkpoint_filter_fn, grootv_b
 from grootvl_core.models import tree_ssm as tree_ssm_module
 
 KEYS_FILE = Path(__file__).parent / "data" / "grootv_tiny_keys.txt"
-OUR_NAMES = ("grootv_tiny", "grootv_small", "grootv_base", "test_grootv")
+OUR_NAMES = ("grootv_nano", "grootv_tiny", "grootv_small", "grootv_base", "test_grootv")
 
 
 def _reference_keys() -> list[tuple[str, tuple[int, ...]]]:
@@ -374,8 +374,11 @@ def test_hub_mixin_round_trip(tmp_path):
 def test_timm_registration(name):
     assert name in timm.list_models("*grootv*")
     cfg = timm.models.get_pretrained_cfg(name)
-    assert cfg.input_size[0] == 3 and cfg.interpolation == "bicubic" and cfg.crop_pct == 1.0
-    assert cfg.crop_mode == "center" and not cfg.hf_hub_id and not cfg.url
+    assert cfg.crop_pct == 1.0 and cfg.crop_mode == "center" and not cfg.hf_hub_id and not cfg.url
+    if name == "grootv_nano":  # the bundled Fashion-MNIST model: one grey channel, 28x28
+        assert cfg.input_size == (1, 28, 28) and cfg.num_classes == 10 and cfg.mean == (0.2860,)
+    else:
+        assert cfg.input_size[0] == 3 and cfg.interpolation == "bicubic"
 
 
 def test_timm_pretrained_cfg_tags_and_preprocessing():

@@ -1,0 +1,162 @@
+"""Generate tab: streamed text from a prompt, and the tree GrootL built over the prompt's tokens."""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+import numpy as np
+import torch
+
+from grootvl_core.generation import stream_ids
+from grootvl_core.models import capture_token_trees
+from grootvl_core.tokenizer import IncrementalDecoder
+from grootvl_core.viz import draw_token_tree
+
+from ..errors import user_errors
+from ..examples import prompt_examples
+from ..model_cache import ModelCache
+from ..zoo_info import default_model, model_choices
+
+__all__ = ["MAX_NEW_TOKENS", "MAX_PROMPT_CHARS", "MAX_PROMPT_TOKENS", "build", "generate", "render_token_tree",
+           "token_labels"]
+
+MAX_PROMPT_CHARS = 4000
+MAX_PROMPT_TOKENS = 1024
+MAX_NEW_TOKENS = 512
+TREE_TOKENS = 48  # the picture shows at most the last this-many prompt tokens
+
+
+def token_labels(tokenizer, ids: list[int]) -> list[str]:
+    """Display strings of single tokens (spaces and newlines made visible)."""
+    out = []
+    for i in ids:
+        text = tokenizer.decode([int(i)])
+        out.append(text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "·")
+    return out
+
+
+def render_token_tree(trees: dict | None, layer) -> tuple[np.ndarray, list[tuple[str, float]]]:
+    """The layer's token tree as arcs, and ``(token, reach)`` pairs for the highlighted prompt
+    (reach to the last token, scaled to [0, 1] on a log scale)."""
+    if not trees:
+        raise ValueError("generate first: the tree comes from the prompt's forward pass")
+    layer = int(layer)
+    if layer not in trees["records"]:
+        raise ValueError(f"no layer {layer}; the model has layers 0 to {max(trees['records'])}")
+    rec = trees["records"][layer]
+    tokens = trees["tokens"]
+    picture = draw_token_tree(tokens, rec.edges, strengths=rec.reach, max_tokens=TREE_TOKENS)
+    logr = np.log10(np.clip(rec.reach, 1e-12, 1.0))
+    lo = float(logr.min())
+    scaled = (logr - lo) / (0.0 - lo) if lo < 0 else np.ones_like(logr)
+    return picture, [(t, round(float(s), 3)) for t, s in zip(tokens, scaled)]
+
+
+def _check_prompt(prompt) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("the prompt is empty: type some text or pick an example")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValueError(f"the prompt has {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+    return prompt
+
+
+def generate(cache: ModelCache, prompt: str, model_name: str, max_new_tokens: int = 64,
+             temperature: float = 0.7, top_k: int = 50, top_p: float = 0.95, seed: int | None = 0):
+    """Yield ``(text, stats, trees)`` while tokens come; ``trees`` (the prompt's token trees, for
+    :func:`render_token_tree`) is set from the first yield on."""
+    prompt = _check_prompt(prompt)
+    max_new_tokens = int(max_new_tokens)
+    if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
+        raise ValueError(f"max new tokens must lie in [1, {MAX_NEW_TOKENS}], got {max_new_tokens}")
+    loaded = cache.get(model_name, "generation")
+    model, tok = loaded.predictor, loaded.tokenizer
+    ids = tok.encode(prompt)
+    if not ids:
+        raise ValueError("the prompt encodes to no tokens")
+    if len(ids) > MAX_PROMPT_TOKENS:
+        raise ValueError(f"the prompt is {len(ids)} tokens long; the limit is {MAX_PROMPT_TOKENS}")
+    top_k = int(top_k) if top_k else None
+    top_p = float(top_p) if top_p and float(top_p) < 1.0 else None
+    seed = None if seed is None or seed == "" else int(seed)
+    stream = stream_ids(model, torch.tensor([ids]), max_new_tokens=max_new_tokens, temperature=float(temperature),
+                        top_k=top_k, top_p=top_p, seed=seed, eos_token_id=tok.eos_token_id)
+    decoder = IncrementalDecoder(tok)
+    start = time.perf_counter()
+    with loaded.lock, capture_token_trees(model) as records:  # the prompt pass records the trees
+        first = next(stream, None)
+    prefill_ms = (time.perf_counter() - start) * 1000
+    trees = {"tokens": token_labels(tok, ids), "records": {r.layer: r for r in records if r.sample == 0}}
+    text, count, t0 = "", 0, time.perf_counter()
+    tokens = [] if first is None else [first]
+    stats = ""
+    for token in _chain(tokens, stream):
+        count += 1
+        if int(token[0]) != tok.eos_token_id:
+            text += decoder.push(int(token[0]))
+        rate = count / max(time.perf_counter() - t0, 1e-9) if count > 1 else 0.0
+        stats = (f"{count} new tokens · {rate:.1f} tokens/s · prompt {len(ids)} tokens, "
+                 f"prompt pass {prefill_ms:.0f} ms")
+        yield text, stats, trees
+    text += decoder.flush()
+    elapsed = time.perf_counter() - t0
+    rate = (count - 1) / elapsed if count > 1 and elapsed > 0 else 0.0
+    stats = (f"{count} new tokens · {rate:.1f} tokens/s (decoding) · prompt {len(ids)} tokens, "
+             f"prompt pass {prefill_ms:.0f} ms")
+    yield text, stats, trees
+
+
+def _chain(first: list, rest):
+    yield from first
+    yield from rest
+
+
+def build(cache: ModelCache) -> None:
+    with gr.Row():
+        with gr.Column(scale=1):
+            prompt = gr.Textbox(label="Prompt", lines=4, max_length=MAX_PROMPT_CHARS, elem_id="generate-prompt",
+                                placeholder="Type a prompt, or pick an example below")
+            model = gr.Dropdown(model_choices("generation"), value=default_model("generation"), label="Model",
+                                elem_id="generate-model")
+            with gr.Accordion("Sampling", open=False):
+                max_new = gr.Slider(1, MAX_NEW_TOKENS, value=80, step=1, label="Max new tokens")
+                temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature (0 = greedy)")
+                top_k = gr.Slider(0, 200, value=40, step=1, label="Top-k (0 = off)")
+                top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.05, label="Top-p (1 = off)")
+                seed = gr.Number(value=0, precision=0, label="Seed")
+            run = gr.Button("Generate", variant="primary", elem_id="generate-run")
+        with gr.Column(scale=1):
+            output = gr.Textbox(label="Continuation", lines=8, interactive=False, elem_id="generate-output")
+            stats = gr.Markdown(elem_id="generate-stats")
+    gr.Examples([[p] for p in prompt_examples()], inputs=[prompt], label="Prompts")
+    trees = gr.State(None)
+    with gr.Group():
+        gr.Markdown("**The tree over the prompt.** Besides the left-to-right chain, each GrootL layer "
+                    "scans a minimum spanning tree built from the prompt's own features (neighbours up to 3 "
+                    "tokens apart), rooted at the last token. Arcs are its edges; the colours say how strongly "
+                    "each token reaches the last token through that tree.")
+        layer = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="generate-layer")
+        tree_image = gr.Image(label="Token tree", interactive=False, format="png", elem_id="generate-tree")
+        reach = gr.HighlightedText(label="Reach to the last token (log scale)", show_legend=False,
+                                   elem_id="generate-reach")
+
+    def on_run(text, name, n, temp, k, p, s):
+        # the token tree goes out with the first and the last update only (not with every token)
+        with user_errors("generate"):
+            tree_outputs = None
+            for piece, info, tr in generate(cache, text, name, n, temp, k, p, s):
+                if tree_outputs is None:
+                    picture, spans = render_token_tree(tr, 0)
+                    tree_outputs = (tr, gr.update(maximum=max(1, len(tr["records"]) - 1), value=0), picture, spans)
+                    yield (piece, info, *tree_outputs)
+                else:
+                    yield piece, info, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield (piece, info, *tree_outputs)
+
+    def on_layer(tr, k):
+        with user_errors("token tree"):
+            return render_token_tree(tr, k)
+
+    run.click(on_run, [prompt, model, max_new, temperature, top_k, top_p, seed],
+              [output, stats, trees, layer, tree_image, reach], api_name="generate")
+    layer.release(on_layer, [trees, layer], [tree_image, reach], api_name="token_tree")

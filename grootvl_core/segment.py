@@ -1,0 +1,96 @@
+"""Semantic segmentation as a task: PIL / numpy image in, class mask out.
+
+The image is resized to the zoo entry's square input (``preprocess.input_size``; the whole image,
+no crop, so every pixel gets a class), segmented in one forward pass, and the mask is returned at
+that size together with the resized image it belongs to, ready for
+:func:`grootvl_core.viz.overlay_mask`. Shaped like :class:`~grootvl_core.classify.Classifier`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .classify import to_pil_rgb
+from .zoo import Preprocess, ZooEntry, get_entry, load_model
+
+__all__ = ["Segmentation", "Segmenter"]
+
+
+@dataclass
+class Segmentation:
+    """A segmentation result.
+
+    Attributes:
+        mask: ``(S, S)`` int64 class ids.
+        image: ``(S, S, 3)`` uint8 RGB, the input as the model saw it (resized, grey if the
+            model is grey).
+        class_names: one name per class id.
+        palette: ``(num_classes, 3)`` uint8 colours.
+        probabilities: ``(S, S)`` float32 softmax probability of the chosen class.
+    """
+
+    mask: np.ndarray
+    image: np.ndarray
+    class_names: list[str]
+    palette: np.ndarray
+    probabilities: np.ndarray
+
+
+class Segmenter:
+    """A segmentation model (e.g. :class:`~grootvl_core.models.GrootVSegmenter`) with its preprocessing.
+
+    Args:
+        model: maps ``(B, C, S, S)`` to logits ``(B, K, S, S)`` and has ``class_names`` / ``palette``.
+        preprocess: the entry's :class:`~grootvl_core.zoo.Preprocess`.
+    """
+
+    def __init__(self, model: torch.nn.Module, preprocess: Preprocess = Preprocess()):
+        for attr in ("class_names", "palette"):
+            if not hasattr(model, attr):
+                raise TypeError(f"Segmenter: {type(model).__name__} has no {attr!r} attribute")
+        self.model = model.eval()
+        self.preprocess = preprocess
+
+    @classmethod
+    def from_zoo(cls, name: str | ZooEntry, device: str | torch.device = "cpu") -> "Segmenter":
+        entry = get_entry(name)
+        if entry.task != "segmentation":
+            raise ValueError(f"{entry.name!r} is a {entry.task} model, not a segmenter")
+        return cls(load_model(entry, device), entry.preprocess)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to_input(self, image) -> tuple[torch.Tensor, np.ndarray]:
+        """``(1, C, S, S)`` normalised tensor and the ``(S, S, 3)`` uint8 image it shows."""
+        pre = self.preprocess
+        pil = to_pil_rgb(image, grayscale=pre.grayscale)
+        from PIL import Image
+
+        resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
+        if pre.interpolation not in resample:
+            raise ValueError(f"unknown interpolation {pre.interpolation!r}; use 'bicubic', 'bilinear' or 'nearest'")
+        pil = pil.resize((pre.input_size, pre.input_size), resample[pre.interpolation])
+        arr = np.asarray(pil, dtype=np.float32) / 255.0
+        arr = arr[..., None] if arr.ndim == 2 else arr
+        x = torch.from_numpy(arr).permute(2, 0, 1)
+        mean = torch.tensor(pre.mean, dtype=torch.float32)[:, None, None]
+        std = torch.tensor(pre.std, dtype=torch.float32)[:, None, None]
+        shown = np.asarray(pil.convert("RGB"), dtype=np.uint8)
+        return ((x - mean) / std)[None], shown
+
+    @torch.inference_mode()
+    def predict(self, image) -> Segmentation:
+        """Segment one image (any form :func:`~grootvl_core.classify.to_pil_rgb` accepts)."""
+        x, shown = self.to_input(image)
+        logits = self.model(x.to(self.device))
+        probs = logits.float().softmax(dim=1)[0]
+        conf, mask = probs.max(dim=0)
+        return Segmentation(mask=mask.cpu().numpy().astype(np.int64), image=shown,
+                            class_names=list(self.model.class_names),
+                            palette=np.asarray(self.model.palette, dtype=np.uint8).reshape(-1, 3),
+                            probabilities=conf.cpu().numpy().astype(np.float32))

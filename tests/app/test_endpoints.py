@@ -1,0 +1,141 @@
+"""Every endpoint of the demo through gradio_client, against the app on a free local port."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.examples import fashion_examples, photo_examples, scene_examples
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import handle_file  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client(demo_url):
+    return gradio_client.Client(demo_url, verbose=False)
+
+
+def _image(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_api_names(client):
+    names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    assert {"/classify", "/classify_affinity", "/classify_tree", "/segment", "/segment_affinity", "/segment_tree",
+            "/generate", "/token_tree", "/pixel_tree", "/zoo"} <= names
+
+
+def test_classify_bundled_model_with_tree_and_affinity(client):
+    labels, info, stage, block, tree, heat, row, col = client.predict(
+        handle_file(fashion_examples()[0]), "grootv-nano-fmnist", "depth", api_name="/classify")
+    assert len(labels["confidences"]) == 5
+    conf = [c["confidence"] for c in labels["confidences"]]
+    assert conf == sorted(conf, reverse=True) and 0 < sum(conf) <= 1 + 1e-6
+    assert "ms" in info
+    assert stage["value"] == 0 and block["value"] == 0  # dropdown updates: choices filled
+    assert stage["choices"][0][0] == "stage 1 · 7x7"
+    tree_img, heat_img = _image(tree), _image(heat)
+    assert tree_img.shape == heat_img.shape and max(tree_img.shape[:2]) == 448
+    # another pixel of the same stage: a different affinity map, no new forward pass needed
+    other = _image(client.predict(0, 0, 0, 0, api_name="/classify_affinity"))
+    assert other.shape == heat_img.shape and np.abs(other.astype(int) - heat_img.astype(int)).sum() > 0
+    weight_view = _image(client.predict(0, 0, "weight", api_name="/classify_tree"))
+    assert weight_view.shape == tree_img.shape
+
+
+def test_classify_photo_rgba_and_16bit(client, tmp_path):
+    rgba = np.zeros((40, 30, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[..., 3] = 128
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)).save(tmp_path / "grey16.png")
+    for path in (photo_examples()[0], tmp_path / "rgba.png", tmp_path / "grey16.png"):
+        labels = client.predict(handle_file(str(path)), "grootv-nano-fmnist", "depth", api_name="/classify")[0]
+        assert len(labels["confidences"]) == 5
+
+
+def test_classify_huge_image_is_downscaled_with_a_note(client, tmp_path):
+    Image.new("RGB", (5000, 300), (10, 200, 30)).save(tmp_path / "wide.png")
+    info = client.predict(handle_file(str(tmp_path / "wide.png")), "grootv-nano-fmnist", "depth",
+                          api_name="/classify")[1]
+    assert "downscaled" in info and "2048" in info
+
+
+@pytest.mark.parametrize("content, match", [(b"this is not an image", "not an image"), (b"", "not an image")])
+def test_classify_non_image_gets_a_clear_error(client, tmp_path, content, match):
+    path = tmp_path / "notes.png"
+    path.write_bytes(content)
+    with pytest.raises(Exception, match=match):
+        client.predict(handle_file(str(path)), "grootv-nano-fmnist", "depth", api_name="/classify")
+
+
+def test_classify_without_image_or_with_wrong_model(client):
+    with pytest.raises(Exception, match="no image"):
+        client.predict(None, "grootv-nano-fmnist", "depth", api_name="/classify")
+    with pytest.raises(Exception, match="not in the list of choices"):
+        client.predict(handle_file(fashion_examples()[0]), "grootv-nano-scenes", "depth", api_name="/classify")
+
+
+def test_published_model_offline_says_so(client):
+    with pytest.raises(Exception, match="not available offline"):
+        client.predict(handle_file(photo_examples()[0]), "grootv-t", "depth", api_name="/classify")
+
+
+def test_affinity_outside_the_grid_is_an_error(client):
+    client.predict(handle_file(fashion_examples()[1]), "grootv-nano-fmnist", "depth", api_name="/classify")
+    with pytest.raises(Exception, match="outside"):
+        client.predict(0, 0, 99, 0, api_name="/classify_affinity")
+
+
+def test_segment_mask_legend_tree(client):
+    mask, legend, info, stage, block, tree, heat, row, col = client.predict(
+        handle_file(scene_examples()[0]), "grootv-nano-scenes", 0.5, "depth", api_name="/segment")
+    assert _image(mask).shape[:2] == (448, 448)
+    assert "legend-swatch" in legend and "%" in legend
+    assert _image(tree).shape == _image(heat).shape
+    assert _image(client.predict(0, 0, 1, 2, api_name="/segment_affinity")).shape[:2] == (448, 448)
+
+
+def test_generate_streams_text_and_token_tree(client):
+    job = client.submit("The meaning of life", "grootl-nano-fortunes", 12, 0.0, 0, 1.0, 0, api_name="/generate")
+    outputs = list(job)
+    assert outputs, "no streamed updates"
+    text, stats, layer_update, tree0, reach0 = job.result()
+    assert layer_update["maximum"] == 3  # 4 layers
+    assert _image(tree0).ndim == 3 and len(reach0) == len("The meaning of life")
+    assert isinstance(text, str) and "tokens/s" in stats
+    assert len(outputs) >= 2  # streamed: one update per token (12 unless EOS came first)
+    # the prompt's token tree, per layer, from the same prompt pass
+    for layer in (0, 3):
+        tree, reach = client.predict(layer, api_name="/token_tree")
+        assert _image(tree).ndim == 3
+        assert len(reach) == len("The meaning of life")  # byte tokens, one highlight each
+        scores = [r["class_or_confidence"] for r in reach]
+        assert max(scores) == pytest.approx(1.0) and min(scores) >= 0
+    # greedy decoding is deterministic
+    again = client.predict("The meaning of life", "grootl-nano-fortunes", 12, 0.0, 0, 1.0, 0, api_name="/generate")
+    assert again[0] == text
+
+
+@pytest.mark.parametrize("prompt, match", [("", "empty"), ("   ", "empty"), ("x" * 1100, "limit is 1024")])
+def test_generate_bad_prompts(client, prompt, match):
+    with pytest.raises(Exception, match=match):
+        client.predict(prompt, "grootl-nano-fortunes", 8, 0.7, 40, 0.95, 0, api_name="/generate")
+
+
+def test_pixel_tree_any_image_no_model(client):
+    tree, info = client.predict(handle_file(photo_examples()[1]), 16, "l2", "weight", api_name="/pixel_tree")
+    assert max(_image(tree).shape[:2]) == 448
+    assert "vertices" in info
+
+
+def test_zoo_lists_every_model_and_offline_state(client):
+    from grootvl_core import zoo
+
+    table = client.predict(api_name="/zoo")
+    rows = table["data"]
+    assert [r[0] for r in rows] == zoo.list_models()
+    offline = {r[0]: r[4] for r in rows}
+    assert offline["grootv-nano-fmnist"] == "yes" and offline["grootv-t"] == "no"
