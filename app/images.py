@@ -63,18 +63,16 @@ def image_input(**kwargs):
     clear message instead of a decoding error."""
     import gradio as gr
 
-    class _ImageInput(gr.Image):
-        @classmethod
-        def get_block_name(cls) -> str:
-            return "image"  # the same front-end component as gr.Image
+    component = gr.Image(type="filepath", image_mode=None, **{"sources": ["upload", "clipboard"], **kwargs})
+    decode = component.preprocess
 
-        def preprocess(self, payload):
-            try:
-                return super().preprocess(payload)
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                name = getattr(payload, "orig_name", None) or "the file"
-                raise gr.Error(f"{name} is not an image this app can read ({type(exc).__name__}); use PNG, "
-                               "JPEG, WebP, BMP, GIF or TIFF", title="Not an image") from None
+    def preprocess(payload):
+        try:
+            return decode(payload)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            name = getattr(payload, "orig_name", None) or "the file"
+            raise gr.Error(f"{name} is not an image this app can read ({type(exc).__name__}); use PNG, "
+                           "JPEG, WebP, BMP, GIF or TIFF", title="Not an image") from None
 
-    kwargs.setdefault("sources", ["upload", "clipboard"])
-    return _ImageInput(type="filepath", image_mode=None, **kwargs)
+    component.preprocess = preprocess  # this instance only (a subclass would make gradio write stubs)
+    return component
