@@ -331,6 +331,8 @@ def _add_train(sub) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--bundle", metavar="NAME", help="also copy OUT/model to checkpoints/NAME")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--init-backbone", metavar="DIR", help="segment: start the GrootV backbone from this trained "
+                   "classifier folder (same channels/depths/in_chans), e.g. checkpoints/grootv-nano-fmnist")
     return p
 
 
@@ -343,8 +345,15 @@ def _run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    overrides = None
+    if args.init_backbone:
+        if args.task != "segment":
+            raise ValueError("--init-backbone applies to the segment task only")
+        if not (Path(args.init_backbone) / "config.json").is_file():
+            raise ValueError(f"--init-backbone {args.init_backbone}: no config.json there (a GrootV folder is needed)")
+        overrides = {"backbone_init": str(args.init_backbone)}
     result = run_training(args.task, args.out, steps=args.steps, seed=args.seed, arm=args.arm, resume=args.resume,
-                          bundle=args.bundle, batch_size=args.batch_size)
+                          bundle=args.bundle, batch_size=args.batch_size, recipe_overrides=overrides)
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["final_metrics"].items() if "/" not in k)
     print(f"trained {args.task} ({args.arm}) in {result['train_seconds'] / 60:.1f} min: {metrics}")
     print(f"model written to {Path(args.out) / 'model'}")

@@ -1,6 +1,7 @@
 """Write a trained model as a bundled checkpoint folder: ``config.json`` + ``model.safetensors``
-(the model's own ``save_pretrained``), a model card (``README.md``) and ``reference_outputs.json``
-(fixed inputs and the exact outputs the model gave, checked by the tests)."""
+(the model's own ``save_pretrained``), a model card (``README.md``), ``metrics.json`` (the card's
+numbers, machine-readable) and ``reference_outputs.json`` (fixed inputs and the exact outputs the
+model gave, checked by the tests)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ def write_bundle(model, folder: str | Path, *, title: str, summary: str, data: s
     with open(folder / "reference_outputs.json", "w") as fh:
         json.dump(reference_outputs, fh, indent=1)
     params = sum(p.numel() for p in model.parameters())
+    with open(folder / "metrics.json", "w") as fh:  # machine-readable card numbers (the zoo reports them)
+        json.dump({"metrics": metrics, "parameters": params, "train_seconds": round(train_seconds, 1),
+                   "machine": machine_description(), "command": command}, fh, indent=1)
     lines = [
         "---", "library_name: grootvl", "license: apache-2.0", "---", "",
         f"# {title}", "", summary, "",

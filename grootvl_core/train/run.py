@@ -156,7 +156,10 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
             model, model_dir, title="GrootV-nano + UperNet, Fashion-MNIST scenes",
             summary=(f"GrootV ({arm} scan) + UperNet segmenter trained from scratch by grootvl on "
                      f"{recipe.size}x{recipe.size} \"Fashion-MNIST scenes\" (2 to 5 garments pasted on a textured "
-                     "background; 11 classes: background + the 10 Fashion-MNIST classes)."),
+                     "background; 11 classes: background + the 10 Fashion-MNIST classes)."
+                     + (f" The backbone started from the trained classifier in `{recipe.backbone_init}` (as the "
+                        "paper's UperNet starts from ImageNet weights); the decoder from scratch."
+                        if recipe.backbone_init else " Trained from scratch (backbone included).")),
             data=("Scenes generated deterministically (grootvl_core.data.scenes) from Fashion-MNIST (MIT licence, "
                   "Debian `dataset-fashion-mnist`): training scenes only from the training images, evaluation "
                   f"scenes ({recipe.eval_scenes}, seed 1234) only from the test images."),

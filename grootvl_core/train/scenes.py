@@ -19,7 +19,7 @@ from ..models import GrootVSegmenter
 from .fashion_mnist import FASHION_MEAN, FASHION_STD
 from .loop import TrainConfig, train
 
-__all__ = ["NANO_SEGMENTER", "SegmenterRecipe", "confusion_matrix", "miou", "train_segmenter"]
+__all__ = ["NANO_SEGMENTER", "SegmenterRecipe", "confusion_matrix", "init_backbone", "miou", "train_segmenter"]
 
 NANO_SEGMENTER = dict(channels=32, depths=[1, 1, 3, 1], num_classes=len(SCENE_CLASSES),
                       class_names=list(SCENE_CLASSES), palette=[list(c) for c in SCENE_PALETTE], in_chans=1,
@@ -39,6 +39,9 @@ class SegmenterRecipe:
                                                                    eval_every=500, checkpoint_every=500))
     eval_scenes: int = 500
     periodic_eval_scenes: int = 100
+    # a trained GrootV folder (config.json + model.safetensors) whose stages initialise the backbone,
+    # as the paper's UperNet starts from ImageNet weights; None trains from scratch
+    backbone_init: str | None = None
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
@@ -80,6 +83,34 @@ def evaluate_segmenter(model, scenes: FashionScenes, count: int, batch_size: int
     return out
 
 
+def init_backbone(model: GrootVSegmenter, folder: str | Path) -> int:
+    """Copy a trained GrootV's stage weights (not its classifier) into ``model.backbone``.
+
+    Returns:
+        The number of tensors copied.
+
+    Raises:
+        ValueError: the folder's model has another shape (channels, depths, input channels) or
+            scan order, or lacks some backbone weight.
+    """
+    from ..models import GrootV
+
+    source = GrootV.from_pretrained(str(folder))
+    if source.scan_order != model.backbone.scan_order:
+        raise ValueError(f"init_backbone: {folder} has scan_order={source.scan_order!r}, the segmenter "
+                         f"{model.backbone.scan_order!r}")
+    target = model.backbone.state_dict()
+    weights = {k: v for k, v in source.state_dict().items() if k in target}
+    missing = sorted(set(target) - set(weights))
+    wrong = sorted(k for k, v in weights.items() if v.shape != target[k].shape)
+    if missing or wrong:
+        raise ValueError(f"init_backbone: {folder} does not fit this backbone (missing {missing[:5]}, "
+                         f"other shapes {wrong[:5]}); train the classifier with the same channels, depths "
+                         "and in_chans")
+    model.backbone.load_state_dict(weights, strict=True)
+    return len(weights)
+
+
 def train_segmenter(out_dir: str | Path, recipe: SegmenterRecipe, resume: bool = False, data_root=None,
                     progress: bool = True):
     """Train on generated training scenes, evaluate on ``recipe.eval_scenes`` test scenes; returns
@@ -87,6 +118,8 @@ def train_segmenter(out_dir: str | Path, recipe: SegmenterRecipe, resume: bool =
     train_scenes = FashionScenes("train", 10**9, size=recipe.size, seed=recipe.train.seed, root=data_root)
     test_scenes = FashionScenes("test", recipe.eval_scenes, size=recipe.size, seed=EVAL_SEED, root=data_root)
     model = GrootVSegmenter(**recipe.model)
+    if recipe.backbone_init and not (resume and (Path(out_dir) / "last.pt").exists()):
+        init_backbone(model, recipe.backbone_init)
 
     def batch_fn(step: int):
         items = [train_scenes[j] for j in range(step * recipe.batch_size, (step + 1) * recipe.batch_size)]

@@ -22,7 +22,7 @@ TINY_VISION = {"channels": 8, "depths": [1, 1, 1, 1]}
 
 def _check_bundle(out, task):
     model_dir = out / "model"
-    for name in ("config.json", "model.safetensors", "README.md", "reference_outputs.json"):
+    for name in ("config.json", "model.safetensors", "README.md", "metrics.json", "reference_outputs.json"):
         assert (model_dir / name).is_file(), name
     assert (out / "command.txt").read_text().strip()
     card = (model_dir / "README.md").read_text()
@@ -132,3 +132,23 @@ def test_cli_train_rejects_bad_arguments(capsys, tmp_path):
     assert main(["train", "classify", "--out", str(out), "--arm", "plain"]) == 1
     assert "--arm" in capsys.readouterr().err
     assert not out.exists(), "a rejected command leaves nothing behind"
+
+
+def test_segmenter_backbone_starts_from_a_trained_classifier(tmp_path):
+    from grootvl_core.models import GrootV, GrootVSegmenter
+    from grootvl_core.train.scenes import init_backbone
+
+    torch.manual_seed(0)
+    classifier = GrootV(channels=8, depths=[1, 1, 1, 1], num_classes=10, in_chans=1)
+    classifier.save_pretrained(tmp_path / "clf")
+    seg = GrootVSegmenter(channels=8, depths=[1, 1, 1, 1], num_classes=3, class_names=["a", "b", "c"],
+                          palette=[[0, 0, 0]] * 3, in_chans=1, decoder_channels=16, aux_channels=8)
+    n = init_backbone(seg, tmp_path / "clf")
+    source = classifier.state_dict()
+    assert n == len(seg.backbone.state_dict())
+    for k, v in seg.backbone.state_dict().items():
+        torch.testing.assert_close(v, source[k])
+    other = GrootVSegmenter(channels=8, depths=[1, 1, 2, 1], num_classes=3, class_names=["a", "b", "c"],
+                            palette=[[0, 0, 0]] * 3, in_chans=1, decoder_channels=16, aux_channels=8)
+    with pytest.raises(ValueError, match="does not fit"):
+        init_backbone(other, tmp_path / "clf")

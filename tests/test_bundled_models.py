@@ -1,0 +1,104 @@
+"""The models shipped in checkpoints/ (issue 5): they load through the zoo, fit the size budget,
+report the numbers in their own metrics.json, and reproduce the outputs stored beside them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from grootvl_core import zoo
+from grootvl_core.data import fashion_mnist
+
+BUNDLED = ["grootv-nano-fmnist", "grootv-nano-scenes", "grootl-nano-fortunes"]
+ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+needs_fmnist = pytest.mark.skipif(not (fashion_mnist.default_root() / "t10k-labels-idx1-ubyte.gz").exists(),
+                                  reason="Debian package dataset-fashion-mnist not installed (scripts/setup.sh)")
+
+
+@pytest.fixture(autouse=True)
+def _repo_checkpoints(monkeypatch):
+    monkeypatch.delenv("GROOTVL_CHECKPOINTS", raising=False)  # the shipped folder, not a test override
+
+
+def _refs(name: str) -> dict:
+    return json.loads((ROOT / name / "reference_outputs.json").read_text())
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_shipped_folder_is_complete_small_and_offline(name):
+    folder = ROOT / name
+    for f in ("config.json", "model.safetensors", "README.md", "metrics.json", "reference_outputs.json"):
+        assert (folder / f).is_file(), f"{name}/{f} missing"
+    assert (folder / "model.safetensors").stat().st_size <= 20 * 2**20
+    assert zoo.bundled_dir(name) == folder
+    assert zoo.weights_source(name) == "bundled" and name in zoo.available_offline()
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_zoo_reports_the_numbers_of_the_folder(name):
+    entry = zoo.get_entry(name)
+    card = json.loads((ROOT / name / "metrics.json").read_text())
+    model = zoo.load_model(name)
+    assert entry.params == card["parameters"] == sum(p.numel() for p in model.parameters())
+    for key, value in entry.metrics.items():
+        assert round(card["metrics"][key], 4) == value, key
+
+
+@needs_fmnist
+def test_classifier_reproduces_its_reference_predictions():
+    from grootvl_core.classify import Classifier
+    from grootvl_core.train.fashion_mnist import preprocess_batch
+
+    refs = _refs("grootv-nano-fmnist")
+    images, _ = fashion_mnist.load_fashion_mnist("test")
+    model = zoo.load_model("grootv-nano-fmnist")
+    idx = refs["inputs"]["indices"]
+    with torch.no_grad():
+        probs = model(preprocess_batch(torch.from_numpy(np.array(images[idx])), 28)).softmax(-1)
+    assert probs.argmax(-1).tolist() == refs["predicted"]
+    np.testing.assert_allclose(probs.max(-1).values.numpy(), refs["top_probability"], atol=2e-4)
+    # the zoo's preprocessing (the app's and the CLI's path) is the training preprocessing
+    clf = Classifier.from_zoo("grootv-nano-fmnist")
+    for path in sorted((ASSETS / "fashion").glob("test*.png")):
+        i = int(path.name[4:8])
+        expected = model(preprocess_batch(torch.from_numpy(np.array(images[i:i + 1])), 28)).argmax(-1).item()
+        assert clf.predict(str(path), topk=1)[0][0].index == expected, path.name
+
+
+@needs_fmnist
+def test_segmenter_reproduces_its_reference_masks():
+    from grootvl_core.data.scenes import FashionScenes
+    from grootvl_core.segment import Segmenter
+    from grootvl_core.train.run import rows_to_mask
+    from grootvl_core.train.scenes import normalise
+
+    refs = _refs("grootv-nano-scenes")
+    inp = refs["inputs"]
+    scenes = FashionScenes("test", len(inp["indices"]), size=inp["size"], seed=inp["seed"])
+    model = zoo.load_model("grootv-nano-scenes")
+    x = normalise(torch.stack([scenes[i][0] for i in inp["indices"]]))
+    with torch.no_grad():
+        pred = model(x).argmax(1).numpy()
+    for got, rows in zip(pred, refs["predicted_masks"]):
+        np.testing.assert_array_equal(got, rows_to_mask(rows))
+    # the zoo's Segmenter on the example PNG (the same scene, stored as 8-bit) agrees almost everywhere
+    seg = Segmenter.from_zoo("grootv-nano-scenes").predict(str(ASSETS / "scenes" / "scene0.png"))
+    assert (seg.mask == rows_to_mask(refs["predicted_masks"][0])).mean() > 0.98
+
+
+def test_lm_reproduces_its_greedy_continuations():
+    from grootvl_core.generation import generate
+
+    refs = _refs("grootl-nano-fortunes")
+    model = zoo.load_model("grootl-nano-fortunes")
+    tok = zoo.load_entry_tokenizer("grootl-nano-fortunes")
+    for item in refs["continuations"]:
+        ids = torch.tensor([tok.encode(item["prompt"])])
+        new = generate(model, ids, max_new_tokens=refs["max_new_tokens"], temperature=0.0)[0, ids.shape[1]:]
+        assert new.tolist() == item["greedy_ids"], item["prompt"]
+        assert tok.decode(new.tolist()) == item["greedy_text"]
