@@ -38,10 +38,25 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from .model_cache import ModelCache
+    from .model_cache import ModelCache, default_device
     from .ui import CSS, build_demo
 
+    _prepare_op(args.device or default_device())
     demo = build_demo(ModelCache(args.max_models, args.device))
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS,
                 footer_links=["api", "gradio"])
+
+
+def _prepare_op(device: str) -> None:
+    """Load (building if needed) the native tree-scan op for ``device`` before the first request,
+    so a GPU Space compiles its CUDA kernels at start-up, not while a user waits."""
+    import importlib
+    import time
+
+    import torch
+
+    log = logging.getLogger("grootvl.app")
+    start = time.perf_counter()
+    kind = importlib.import_module("grootvl_core.ops.backend").backend(torch.device(device))
+    log.info("tree-scan op for %s: %s backend (%.1f s)", device, kind, time.perf_counter() - start)

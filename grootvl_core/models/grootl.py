@@ -846,13 +846,14 @@ def grootl_130m(pretrained: bool = False, **kwargs: Any) -> GrootL:
 
 
 def grootl_nano(pretrained: bool = False, **kwargs: Any) -> GrootL:
-    """GrootL-nano: byte-level (vocab 258), hidden 128, 4 layers, state 16, ``tree_scale=0.3``: the
+    """GrootL-nano: byte-level (vocab 258), hidden 128, 4 layers, state 8, ``tree_scale=0.3``: the
     size of the project's bundled fortunes model (``grootvl_core.zoo.load_model("grootl-nano-fortunes")``)."""
     if pretrained:
         raise ValueError("grootl_nano: the trained weights come from grootvl_core.zoo.load_model("
                          "'grootl-nano-fortunes')")
-    defaults = dict(vocab_size=258, hidden_size=128, num_hidden_layers=4, state_size=16, expand=2,
-                    conv_kernel=4, tree_scale=0.3, bos_token_id=256, eos_token_id=256, pad_token_id=257)
+    defaults = dict(vocab_size=258, hidden_size=128, num_hidden_layers=4, state_size=8, expand=2,
+                    conv_kernel=4, tree_scale=0.3, initializer_range=0.02, bos_token_id=256, eos_token_id=256,
+                    pad_token_id=257)
     return GrootL(GrootLConfig(**{**defaults, **kwargs}))
 
 
