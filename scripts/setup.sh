@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs grootvl and everything it needs on Debian/Ubuntu with Python >= 3.10.
 #   bash scripts/setup.sh          # the library, CLI and demo
-#   bash scripts/setup.sh --dev    # + test tools
+#   bash scripts/setup.sh --dev    # + test tools (pytest, playwright, chromium)
 # Idempotent; safe to re-run. Uses the current `python3` (activate a venv first if you want one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +17,10 @@ done
 PY=${PYTHON:-python3}
 
 # Debian packages: real data for the bundled models (Fashion-MNIST, fortunes), never downloaded at
-# run time.
+# run time; with --dev also the browser the Playwright tests drive (/usr/bin/chromium: they never let
+# Playwright download one).
 apt_packages=(dataset-fashion-mnist fortunes)
+if [ "$dev" = 1 ]; then apt_packages+=(chromium); fi
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
