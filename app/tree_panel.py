@@ -19,6 +19,7 @@ from grootvl_core.models import TreeRecord, affinity_from
 from grootvl_core.viz import draw_tree, overlay_heatmap, vertex_depths
 
 from .errors import user_errors
+from .outputs import png
 
 __all__ = ["TreePanel", "pixel_from_click", "render_affinity", "render_tree", "tree_state", "VIEW_SIZE"]
 
@@ -144,8 +145,8 @@ class TreePanel:
         return [state,
                 gr.update(choices=stage_choices(state), value=stage),
                 gr.update(choices=block_choices(state, stage), value=block),
-                render_tree(state, stage, block, color_by),
-                render_affinity(state, stage, block, row, col),
+                png(render_tree(state, stage, block, color_by)),
+                png(render_affinity(state, stage, block, row, col)),
                 row, col]
 
     def wire(self) -> None:
@@ -155,21 +156,21 @@ class TreePanel:
                 block = blocks[0][1] if blocks else None
                 rec = _record(state, stage, block)
                 row, col = rec.height // 2, rec.width // 2
-                return (gr.update(choices=blocks, value=block), render_tree(state, stage, block, color_by),
-                        render_affinity(state, stage, block, row, col), row, col)
+                return (gr.update(choices=blocks, value=block), png(render_tree(state, stage, block, color_by)),
+                        png(render_affinity(state, stage, block, row, col)), row, col)
 
         def on_view(state, stage, block, color_by):
             with user_errors("tree view"):
-                return render_tree(state, stage, block, color_by)
+                return png(render_tree(state, stage, block, color_by))
 
         def on_affinity(state, stage, block, row, col):
             with user_errors("affinity"):
-                return render_affinity(state, stage, block, row, col)
+                return png(render_affinity(state, stage, block, row, col))
 
         def on_click(state, stage, block, evt: gr.SelectData):
             with user_errors("affinity"):
                 row, col = pixel_from_click(state, stage, block, evt.index)
-                return row, col, render_affinity(state, stage, block, row, col)
+                return row, col, png(render_affinity(state, stage, block, row, col))
 
         self.stage.input(on_stage, [self.state, self.stage, self.color_by],
                          [self.block, self.tree_image, self.affinity_image, self.row, self.col],

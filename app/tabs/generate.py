@@ -16,6 +16,7 @@ from grootvl_core.viz import draw_token_tree
 from ..errors import user_errors
 from ..examples import prompt_examples
 from ..model_cache import ModelCache
+from ..outputs import png
 from ..zoo_info import default_model, model_choices
 
 __all__ = ["MAX_NEW_TOKENS", "MAX_PROMPT_CHARS", "MAX_PROMPT_TOKENS", "build", "generate", "render_token_tree",
@@ -147,7 +148,8 @@ def build(cache: ModelCache) -> None:
             for piece, info, tr in generate(cache, text, name, n, temp, k, p, s):
                 if tree_outputs is None:
                     picture, spans = render_token_tree(tr, 0)
-                    tree_outputs = (tr, gr.update(maximum=max(1, len(tr["records"]) - 1), value=0), picture, spans)
+                    tree_outputs = (tr, gr.update(maximum=max(1, len(tr["records"]) - 1), value=0), png(picture),
+                                    spans)
                     yield (piece, info, *tree_outputs)
                 else:
                     yield piece, info, gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -155,7 +157,8 @@ def build(cache: ModelCache) -> None:
 
     def on_layer(tr, k):
         with user_errors("token tree"):
-            return render_token_tree(tr, k)
+            picture, spans = render_token_tree(tr, k)
+            return png(picture), spans
 
     run.click(on_run, [prompt, model, max_new, temperature, top_k, top_p, seed],
               [output, stats, trees, layer, tree_image, reach], api_name="generate")

@@ -12,6 +12,7 @@ from grootvl_core.viz import draw_tree, pixel_tree
 from ..errors import user_errors
 from ..examples import photo_examples, scene_examples
 from ..images import image_input, load_user_image
+from ..outputs import png
 from ..tree_panel import VIEW_SIZE
 
 __all__ = ["build", "tree_on_pixels"]
@@ -52,6 +53,7 @@ def build() -> None:
 
     def on_run(img, side, dist, color):
         with user_errors("tree on pixels"):
-            return tree_on_pixels(img, side, dist, color)
+            picture, text = tree_on_pixels(img, side, dist, color)
+            return png(picture), text
 
     run.click(on_run, [image, max_side, distance, color_by], [picture, info], api_name="pixel_tree")

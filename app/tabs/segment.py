@@ -16,6 +16,7 @@ from ..errors import user_errors
 from ..examples import photo_examples, scene_examples
 from ..images import image_input, load_user_image
 from ..model_cache import ModelCache
+from ..outputs import png
 from ..tree_panel import VIEW_SIZE, TreePanel, tree_state
 from ..zoo_info import default_model, model_choices
 
@@ -59,7 +60,7 @@ def segment(cache: ModelCache, image, model_name: str, opacity: float, color_by:
     if note:
         lines.append(note)
     state = tree_state(records, result.image)
-    return [render_overlay(seg, opacity), legend_html(seg), "\n\n".join(lines), seg,
+    return [png(render_overlay(seg, opacity)), legend_html(seg), "\n\n".join(lines), seg,
             *TreePanel.updates(state, color_by)]
 
 
@@ -87,7 +88,7 @@ def build(cache: ModelCache) -> None:
 
     def on_opacity(seg, alpha):
         with user_errors("segment"):
-            return render_overlay(seg, alpha)
+            return png(render_overlay(seg, alpha))
 
     run.click(on_run, [image, model, opacity, panel.color_by],
               [overlay, legend, info, seg_state, *panel.outputs()], api_name="segment")
