@@ -136,18 +136,31 @@ class TreePanel:
         self.state = gr.State(None)
 
     def outputs(self) -> list:
-        """What a prediction fills (with :meth:`updates`), in this order."""
-        return [self.state, self.stage, self.block, self.tree_image, self.affinity_image, self.row, self.col]
+        """What a prediction fills (with :meth:`updates`), in this order: the recorded trees and the
+        view's controls. The pictures follow in a second step (:meth:`draw_after`), so the
+        prediction itself returns as soon as the model has answered."""
+        return [self.state, self.stage, self.block, self.row, self.col]
 
     @staticmethod
-    def updates(state: dict, color_by: str = "depth") -> list:
+    def updates(state: dict) -> list:
         stage, block, row, col = default_view(state)
         return [state,
                 gr.update(choices=stage_choices(state), value=stage),
                 gr.update(choices=block_choices(state, stage), value=block),
-                png(render_tree(state, stage, block, color_by)),
-                png(render_affinity(state, stage, block, row, col)),
                 row, col]
+
+    def draw_after(self, event) -> None:
+        """Draw the tree and the affinity of the current view once ``event`` has finished."""
+
+        def draw(state, stage, block, color_by, row, col):
+            if not state:  # the prediction failed: it already said why
+                return gr.skip(), gr.skip()
+            with user_errors("tree view"):
+                return (png(render_tree(state, stage, block, color_by)),
+                        png(render_affinity(state, stage, block, row, col)))
+
+        event.success(draw, [self.state, self.stage, self.block, self.color_by, self.row, self.col],
+                      [self.tree_image, self.affinity_image], api_name=False)
 
     def wire(self) -> None:
         def on_stage(state, stage, color_by):

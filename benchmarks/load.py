@@ -250,7 +250,7 @@ class Workload:
         if self.task == "classify":
             from gradio_client import handle_file
 
-            return handle_file(self.images[i % len(self.images)]), self.model, "depth"
+            return handle_file(self.images[i % len(self.images)]), self.model
         return (self.prompts[i % len(self.prompts)], self.model, self.max_new_tokens, self.temperature, self.top_k,
                 self.top_p, i)
 

@@ -30,8 +30,8 @@ def input_picture(x: torch.Tensor, mean, std) -> np.ndarray:
     return np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
 
 
-def classify(cache: ModelCache, image, model_name: str, color_by: str = "depth"):
-    """Top-k ``{label: probability}``, a note, and the tree panel's outputs."""
+def classify(cache: ModelCache, image, model_name: str):
+    """Top-k ``{label: probability}``, a note, and the tree panel's outputs (the recorded trees)."""
     pil, note = load_user_image(image)
     loaded = cache.get(model_name, "classification")
     clf = loaded.predictor
@@ -51,7 +51,7 @@ def classify(cache: ModelCache, image, model_name: str, color_by: str = "depth")
         lines.append(f"This model knows {len(labels)} classes ({', '.join(labels)}); anything else gets the "
                      "nearest of them.")
     state = tree_state(records, input_picture(x[0], clf.preprocess.mean, clf.preprocess.std))
-    return [top, "\n\n".join(lines), *TreePanel.updates(state, color_by)]
+    return [top, "\n\n".join(lines), *TreePanel.updates(state)]
 
 
 def build(cache: ModelCache) -> None:
@@ -70,8 +70,8 @@ def build(cache: ModelCache) -> None:
     panel = TreePanel("classify")
     panel.wire()
 
-    def on_run(img, name, color_by, progress=gr.Progress(track_tqdm=True)):
+    def on_run(img, name, progress=gr.Progress(track_tqdm=True)):
         with user_errors("classify"):
-            return classify(cache, img, name, color_by)
+            return classify(cache, img, name)
 
-    run.click(on_run, [image, model, panel.color_by], [labels, info, *panel.outputs()], api_name="classify")
+    panel.draw_after(run.click(on_run, [image, model], [labels, info, *panel.outputs()], api_name="classify"))

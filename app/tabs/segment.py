@@ -45,7 +45,7 @@ def legend_html(seg: dict) -> str:
     return '<div class="legend">' + " ".join(items) + "</div>"
 
 
-def segment(cache: ModelCache, image, model_name: str, opacity: float, color_by: str = "depth"):
+def segment(cache: ModelCache, image, model_name: str, opacity: float):
     pil, note = load_user_image(image)
     loaded = cache.get(model_name, "segmentation")
     segmenter = loaded.predictor
@@ -61,7 +61,7 @@ def segment(cache: ModelCache, image, model_name: str, opacity: float, color_by:
         lines.append(note)
     state = tree_state(records, result.image)
     return [png(render_overlay(seg, opacity)), legend_html(seg), "\n\n".join(lines), seg,
-            *TreePanel.updates(state, color_by)]
+            *TreePanel.updates(state)]
 
 
 def build(cache: ModelCache) -> None:
@@ -82,14 +82,14 @@ def build(cache: ModelCache) -> None:
     panel = TreePanel("segment")
     panel.wire()
 
-    def on_run(img, name, alpha, color_by, progress=gr.Progress(track_tqdm=True)):
+    def on_run(img, name, alpha, progress=gr.Progress(track_tqdm=True)):
         with user_errors("segment"):
-            return segment(cache, img, name, alpha, color_by)
+            return segment(cache, img, name, alpha)
 
     def on_opacity(seg, alpha):
         with user_errors("segment"):
             return png(render_overlay(seg, alpha))
 
-    run.click(on_run, [image, model, opacity, panel.color_by],
-              [overlay, legend, info, seg_state, *panel.outputs()], api_name="segment")
+    panel.draw_after(run.click(on_run, [image, model, opacity], [overlay, legend, info, seg_state, *panel.outputs()],
+                               api_name="segment"))
     opacity.input(on_opacity, [seg_state, opacity], [overlay], api_name=False)

@@ -28,21 +28,23 @@ def test_api_names(client):
 
 
 def test_classify_bundled_model_with_tree_and_affinity(client):
-    labels, info, stage, block, tree, heat, row, col = client.predict(
-        handle_file(fashion_examples()[0]), "grootv-nano-fmnist", "depth", api_name="/classify")
+    labels, info, stage, block, row, col = client.predict(
+        handle_file(fashion_examples()[0]), "grootv-nano-fmnist", api_name="/classify")
     assert len(labels["confidences"]) == 5
     conf = [c["confidence"] for c in labels["confidences"]]
     assert conf == sorted(conf, reverse=True) and 0 < sum(conf) <= 1 + 1e-6
     assert "ms" in info
     assert stage["value"] == 0 and block["value"] == 0  # dropdown updates: choices filled
     assert stage["choices"][0][0] == "stage 1 · 7x7"
-    tree_img, heat_img = _image(tree), _image(heat)
+    assert (row, col) == (3, 3)  # the centre of the first stage's 7x7 grid
+    # the pictures come from the recorded trees: no new forward pass
+    tree_img = _image(client.predict(0, 0, "depth", api_name="/classify_tree"))
+    heat_img = _image(client.predict(0, 0, row, col, api_name="/classify_affinity"))
     assert tree_img.shape == heat_img.shape and max(tree_img.shape[:2]) == 448
-    # another pixel of the same stage: a different affinity map, no new forward pass needed
-    other = _image(client.predict(0, 0, 0, 0, api_name="/classify_affinity"))
+    other = _image(client.predict(0, 0, 0, 0, api_name="/classify_affinity"))  # another pixel
     assert other.shape == heat_img.shape and np.abs(other.astype(int) - heat_img.astype(int)).sum() > 0
     weight_view = _image(client.predict(0, 0, "weight", api_name="/classify_tree"))
-    assert weight_view.shape == tree_img.shape
+    assert weight_view.shape == tree_img.shape and np.abs(weight_view.astype(int) - tree_img.astype(int)).sum() > 0
 
 
 def test_classify_photo_rgba_and_16bit(client, tmp_path):
@@ -52,13 +54,13 @@ def test_classify_photo_rgba_and_16bit(client, tmp_path):
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
     Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)).save(tmp_path / "grey16.png")
     for path in (photo_examples()[0], tmp_path / "rgba.png", tmp_path / "grey16.png"):
-        labels = client.predict(handle_file(str(path)), "grootv-nano-fmnist", "depth", api_name="/classify")[0]
+        labels = client.predict(handle_file(str(path)), "grootv-nano-fmnist", api_name="/classify")[0]
         assert len(labels["confidences"]) == 5
 
 
 def test_classify_huge_image_is_downscaled_with_a_note(client, tmp_path):
     Image.new("RGB", (5000, 300), (10, 200, 30)).save(tmp_path / "wide.png")
-    info = client.predict(handle_file(str(tmp_path / "wide.png")), "grootv-nano-fmnist", "depth",
+    info = client.predict(handle_file(str(tmp_path / "wide.png")), "grootv-nano-fmnist",
                           api_name="/classify")[1]
     assert "downscaled" in info and "2048" in info
 
@@ -68,33 +70,34 @@ def test_classify_non_image_gets_a_clear_error(client, tmp_path, content, match)
     path = tmp_path / "notes.png"
     path.write_bytes(content)
     with pytest.raises(Exception, match=match):
-        client.predict(handle_file(str(path)), "grootv-nano-fmnist", "depth", api_name="/classify")
+        client.predict(handle_file(str(path)), "grootv-nano-fmnist", api_name="/classify")
 
 
 def test_classify_without_image_or_with_wrong_model(client):
     with pytest.raises(Exception, match="no image"):
-        client.predict(None, "grootv-nano-fmnist", "depth", api_name="/classify")
+        client.predict(None, "grootv-nano-fmnist", api_name="/classify")
     with pytest.raises(Exception, match="not in the list of choices"):
-        client.predict(handle_file(fashion_examples()[0]), "grootv-nano-scenes", "depth", api_name="/classify")
+        client.predict(handle_file(fashion_examples()[0]), "grootv-nano-scenes", api_name="/classify")
 
 
 def test_published_model_offline_says_so(client):
     with pytest.raises(Exception, match="not available offline"):
-        client.predict(handle_file(photo_examples()[0]), "grootv-t", "depth", api_name="/classify")
+        client.predict(handle_file(photo_examples()[0]), "grootv-t", api_name="/classify")
 
 
 def test_affinity_outside_the_grid_is_an_error(client):
-    client.predict(handle_file(fashion_examples()[1]), "grootv-nano-fmnist", "depth", api_name="/classify")
+    client.predict(handle_file(fashion_examples()[1]), "grootv-nano-fmnist", api_name="/classify")
     with pytest.raises(Exception, match="outside"):
         client.predict(0, 0, 99, 0, api_name="/classify_affinity")
 
 
 def test_segment_mask_legend_tree(client):
-    mask, legend, info, stage, block, tree, heat, row, col = client.predict(
-        handle_file(scene_examples()[0]), "grootv-nano-scenes", 0.5, "depth", api_name="/segment")
+    mask, legend, info, stage, block, row, col = client.predict(
+        handle_file(scene_examples()[0]), "grootv-nano-scenes", 0.5, api_name="/segment")
     assert _image(mask).shape[:2] == (448, 448)
     assert "legend-swatch" in legend and "%" in legend
-    assert _image(tree).shape == _image(heat).shape
+    assert stage["choices"][0][0] == "stage 1 · 24x24" and (row, col) == (12, 12)
+    assert _image(client.predict(0, 0, "depth", api_name="/segment_tree")).shape[:2] == (448, 448)
     assert _image(client.predict(0, 0, 1, 2, api_name="/segment_affinity")).shape[:2] == (448, 448)
 
 
