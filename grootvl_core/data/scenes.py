@@ -2,8 +2,9 @@
 
 Each scene pastes 2 to 5 Fashion-MNIST garments (scale and position jitter, overlaps allowed, later
 garments on top) onto a textured, noisy background. The per-pixel label is 0 for background and
-``1 + class`` for a garment's silhouette (its pixels brighter than a threshold), so there are 11
-classes (:data:`SCENE_CLASSES`). Scene ``i`` of a split depends only on ``(seed, split, i)``, and
+``1 + class`` for a garment's silhouette (its pixels brighter than a threshold, with enclosed holes
+filled and a 3x3 closing: dark patterns inside a garment belong to it), so there are 11 classes
+(:data:`SCENE_CLASSES`). Scene ``i`` of a split depends only on ``(seed, split, i)``, and
 scenes of a split use garments of that Fashion-MNIST split only: training scenes come from the
 official training images, evaluation scenes from the test images.
 """
@@ -37,6 +38,19 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(level + contrast * smooth + noise, 0, 255)
 
 
+def silhouette(item: np.ndarray) -> np.ndarray:
+    """Boolean garment region of a grey item: pixels above the threshold, closed with a 3x3 kernel,
+    with every hole not connected to the item's border filled."""
+    import cv2
+
+    sil = (item > _SILHOUETTE_THRESHOLD).astype(np.uint8)
+    sil = cv2.morphologyEx(sil, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    _, comp = cv2.connectedComponents(1 - sil, connectivity=4)
+    outside = np.unique(np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]]))
+    holes = (sil == 0) & ~np.isin(comp, outside)
+    return (sil == 1) | holes
+
+
 def make_scene(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: int = 96,
                min_items: int = 2, max_items: int = 5):
     """Compose one scene from a pool of garments.
@@ -62,7 +76,7 @@ def make_scene(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
         side = int(round(28 * rng.uniform(0.9, min(2.0, size / 28))))
         item = cv2.resize(images[idx], (side, side), interpolation=cv2.INTER_LINEAR)
         top, left = (int(v) for v in rng.integers(0, size - side + 1, 2))
-        sil = item > _SILHOUETTE_THRESHOLD
+        sil = silhouette(item)
         region = canvas[top:top + side, left:left + side]
         region[sil] = item[sil]
         mask[top:top + side, left:left + side][sil] = labels[idx] + 1

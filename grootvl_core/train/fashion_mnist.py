@@ -32,7 +32,7 @@ class ClassifierRecipe:
     model: dict = field(default_factory=lambda: dict(NANO_CLASSIFIER))
     input_size: int = 28
     batch_size: int = 128
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=6000, lr=3e-3, warmup_steps=200,
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=8000, lr=3e-3, warmup_steps=200,
                                                                    eval_every=1000, checkpoint_every=500))
     eval_subset: int = 2000  # periodic evaluation on the first N test images; the end uses all
 

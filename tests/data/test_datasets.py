@@ -101,3 +101,14 @@ def test_fortunes_split_is_deterministic_and_disjoint():
     assert 0.02 < len(val) / len(cookies) < 0.08
     t2, v2 = fortunes.split_cookies(list(reversed(cookies)))
     assert set(t2) == set(train) and set(v2) == set(val), "the split does not depend on order"
+
+
+def test_silhouette_fills_enclosed_dark_patterns_but_not_the_outside():
+    from grootvl_core.data.scenes import silhouette
+
+    item = np.zeros((28, 28), np.uint8)
+    item[4:24, 4:24] = 200          # a garment ...
+    item[10:16, 10:16] = 0          # ... with a dark pattern inside
+    sil = silhouette(item)
+    assert sil[4:24, 4:24].all()    # the pattern belongs to the garment
+    assert not sil[:3].any() and not sil[:, :3].any() and not sil[25:].any()
