@@ -29,11 +29,12 @@ TREE_TOKENS = 48  # the picture shows at most the last this-many prompt tokens
 
 
 def token_labels(tokenizer, ids: list[int]) -> list[str]:
-    """Display strings of single tokens (spaces and newlines made visible)."""
+    """Display strings of single tokens (spaces and newlines made visible with characters every
+    font has: the token-tree picture is drawn with PIL's default font)."""
     out = []
     for i in ids:
         text = tokenizer.decode([int(i)])
-        out.append(text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "·")
+        out.append(text.replace(" ", "·").replace("\n", "\\n").replace("\t", "\\t") or "?")
     return out
 
 
