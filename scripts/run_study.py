@@ -62,11 +62,12 @@ def table(out: Path) -> str:
             if not results:
                 continue
             values = [v for _, _, v in results]
-            spread = statistics.stdev(values) if len(values) > 1 else float("nan")
+            digits = 2 if scale == 100.0 else 3
+            spread = f"{statistics.stdev(values):.{digits}f}" if len(values) > 1 else "n/a"
             steps = sorted({s for _, s, _ in results})
             lines.append(f"| {task} | {arm} | {'/'.join(map(str, steps))} | {len(values)} | {label} | "
-                         f"{statistics.mean(values):.2f} ± {spread:.2f} | "
-                         + ", ".join(f"{v:.2f}" for _, _, v in sorted(results)) + " |")
+                         f"{statistics.mean(values):.{digits}f} ± {spread} | "
+                         + ", ".join(f"{v:.{digits}f}" for _, _, v in sorted(results)) + " |")
     return "\n".join(lines)
 
 
