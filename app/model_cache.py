@@ -40,10 +40,6 @@ class LoadedModel:
     tokenizer: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @property
-    def model(self) -> torch.nn.Module:
-        return getattr(self.predictor, "model", self.predictor)
-
 
 class ModelCache:
     """Bounded LRU of :class:`LoadedModel`.

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.fashion_mnist import load_fashion_mnist
 from ..data.scenes import SCENE_CLASSES, SCENE_PALETTE, FashionScenes
 from ..models import GrootVSegmenter
 from .fashion_mnist import FASHION_MEAN, FASHION_STD
