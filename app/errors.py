@@ -14,12 +14,27 @@ import gradio as gr
 
 from grootvl_core.hub import CheckpointError, OfflineError
 
-__all__ = ["user_errors"]
+__all__ = ["failure_message", "user_errors"]
 
 log = logging.getLogger("grootvl.app")
 
 # errors whose message is written for the user
 _USER_ERRORS = (ValueError, TypeError, OfflineError, CheckpointError, OSError, FloatingPointError)
+
+
+def failure_message(what: str, exc: BaseException) -> tuple[str, str]:
+    """``(message, title)`` a user reads for ``exc`` raised while doing ``what`` (e.g. ``"classify"``).
+    Unexpected errors are logged here with their traceback and get a short "internal error" note."""
+    if isinstance(exc, gr.Error):
+        return exc.message, exc.title or "Error"
+    if isinstance(exc, OfflineError):
+        return f"{what}: this model is not available offline. {exc}", "Model not available"
+    if isinstance(exc, _USER_ERRORS):
+        return f"{what}: {exc}", "Cannot do that"
+    if isinstance(exc, MemoryError):
+        return f"{what}: out of memory; try a smaller image or fewer tokens", "Out of memory"
+    log.error("%s failed", what, exc_info=exc)
+    return f"{what}: internal error ({type(exc).__name__}); the server log has the details", "Internal error"
 
 
 @contextlib.contextmanager
@@ -30,13 +45,6 @@ def user_errors(what: str):
         yield
     except gr.Error:
         raise
-    except OfflineError as exc:
-        raise gr.Error(f"{what}: this model is not available offline. {exc}", title="Model not available") from None
-    except _USER_ERRORS as exc:
-        raise gr.Error(f"{what}: {exc}", title="Cannot do that") from None
-    except MemoryError:
-        raise gr.Error(f"{what}: out of memory; try a smaller image or fewer tokens", title="Out of memory") from None
-    except Exception as exc:  # noqa: BLE001 - the operator gets the traceback, the user a message
-        log.exception("%s failed", what)
-        raise gr.Error(f"{what}: internal error ({type(exc).__name__}); the server log has the details",
-                       title="Internal error") from None
+    except Exception as exc:  # noqa: BLE001 - every error becomes a message (see failure_message)
+        message, title = failure_message(what, exc)
+        raise gr.Error(message, title=title) from None

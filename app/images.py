@@ -15,9 +15,14 @@ from PIL import Image
 
 from grootvl_core.classify import to_pil_rgb
 
-__all__ = ["MAX_SIDE", "load_user_image"]
+__all__ = ["MAX_SIDE", "UnreadableImage", "image_input", "load_user_image"]
 
 MAX_SIDE = 2048  # longer side, in pixels, after which uploads are downscaled
+
+
+class UnreadableImage(str):
+    """What a batched image input (``image_input(batched=True)``) hands the callback for an upload
+    that is not an image: the message, to be reported for that request alone."""
 
 
 def load_user_image(value) -> tuple[Image.Image, str]:
@@ -26,6 +31,8 @@ def load_user_image(value) -> tuple[Image.Image, str]:
     Raises:
         ValueError: nothing given, or the file is not a readable image.
     """
+    if isinstance(value, UnreadableImage):
+        raise ValueError(str(value))
     if value is None or (isinstance(value, str) and not value):
         raise ValueError("no image: upload one, paste one, or pick an example")
     if isinstance(value, dict) and "path" in value:  # a FileData payload
@@ -57,10 +64,16 @@ def load_user_image(value) -> tuple[Image.Image, str]:
     return image, " ".join(notes)
 
 
-def image_input(**kwargs):
+def image_input(batched: bool = False, **kwargs):
     """A ``gr.Image`` input that hands the callback the uploaded file untouched (16-bit, alpha and
     all: ``type="filepath"``, ``image_mode=None``) and answers a file that is not an image with a
-    clear message instead of a decoding error."""
+    clear message instead of a decoding error.
+
+    With ``batched=True`` (the input of a ``batch=True`` event, where one raised error would fail
+    every request of the batch, other users' included) such a file reaches the callback as an
+    :class:`UnreadableImage` carrying the message, for :func:`load_user_image` to raise for that
+    request alone.
+    """
     import gradio as gr
 
     component = gr.Image(type="filepath", image_mode=None, **{"sources": ["upload", "clipboard"], **kwargs})
@@ -71,8 +84,11 @@ def image_input(**kwargs):
             return decode(payload)
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             name = getattr(payload, "orig_name", None) or "the file"
-            raise gr.Error(f"{name} is not an image this app can read ({type(exc).__name__}); use PNG, "
-                           "JPEG, WebP, BMP, GIF or TIFF", title="Not an image") from None
+            message = (f"{name} is not an image this app can read ({type(exc).__name__}); use PNG, JPEG, WebP, "
+                       "BMP, GIF or TIFF")
+            if batched:
+                return UnreadableImage(message)
+            raise gr.Error(message, title="Not an image") from None
 
     component.preprocess = preprocess  # this instance only (a subclass would make gradio write stubs)
     return component

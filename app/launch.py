@@ -34,6 +34,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # Gradio's queue rebuilds a pandas summary of every recorded event (up to 10,000) after each
+    # request, for its monitoring page: an O(events) cost per request that grows with uptime.
+    # Recompute it every 100 requests over the last 1,000 instead (an operator may override both).
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
     import torch
 
     if args.threads:

@@ -57,6 +57,9 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gradio_rest import RestClient  # noqa: E402  (next to this script)
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
 
@@ -187,6 +190,32 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its live descendants (/proc; 0 when gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children = _proc_children()
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                stat = f.read()
+            fields = stat[stat.rfind(b")") + 2:].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            pass
+        todo.extend(children.get(p, []))
+    return total
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds used so far by this process (the load generator's clients)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 class MemorySampler(threading.Thread):
     """Peak RSS of a process tree, sampled every ``interval`` seconds."""
 
@@ -271,6 +300,52 @@ def _parse_stats(stats) -> tuple[int, float] | None:
 
 def one_request(client, work: Workload, client_id: int, i: int, limit: float) -> Result:
     """Send request ``i``; wait at most ``limit`` seconds for its result."""
+    if isinstance(client, RestClient):
+        return _rest_request(client, work, client_id, i, limit)
+    return _gradio_client_request(client, work, client_id, i, limit)
+
+
+@dataclass
+class _Stream:
+    """What a generate client saw of the streamed updates: the time and token count of the first
+    one and of the one with the most tokens."""
+    first_t: float | None = None
+    first_count: int | None = None
+    last_t: float | None = None
+    max_count: int = 0
+    seen: int = 0
+
+    def update(self, now: float, out) -> None:
+        self.seen += 1
+        parsed = _parse_stats(out[1]) if isinstance(out, (tuple, list)) and len(out) > 1 else None
+        if parsed is None:
+            return
+        if self.first_t is None:
+            self.first_t, self.first_count = now, parsed[0]
+        if parsed[0] > self.max_count:
+            self.max_count, self.last_t = parsed[0], now
+
+
+def _rest_request(client: RestClient, work: Workload, client_id: int, i: int, limit: float) -> Result:
+    start = time.perf_counter()
+    stream = _Stream()
+    client.set_timeout(limit)
+    try:
+        if work.task == "classify":
+            data = [client.upload(work.images[i % len(work.images)]), work.model]
+        else:
+            data = list(work.args(i))
+        result = client.predict(work.api_name, data, on_update=stream.update)
+    except (TimeoutError, socket.timeout):
+        client.close()  # drop the stream: the server stops sending to it
+        return Result(client_id, i, False, time.perf_counter() - start, f"timeout: no result within {limit:.1f} s")
+    except Exception as exc:  # noqa: BLE001 - the endpoint's error, a dropped connection, ...
+        client.close()
+        return Result(client_id, i, False, time.perf_counter() - start, _short(exc))
+    return _judge(work, client_id, i, time.perf_counter() - start, limit, result, stream)
+
+
+def _gradio_client_request(client, work: Workload, client_id: int, i: int, limit: float) -> Result:
     start = time.perf_counter()
     done_at: list[float] = []
     try:
@@ -278,26 +353,17 @@ def one_request(client, work: Workload, client_id: int, i: int, limit: float) ->
     except Exception as exc:  # noqa: BLE001
         return Result(client_id, i, False, time.perf_counter() - start, _short(exc))
     job.add_done_callback(lambda _f: done_at.append(time.perf_counter()))
-    first_t = first_count = last_t = None
-    max_count, seen = 0, 0
+    stream = _Stream()
     try:
         if work.task == "generate":
-            # watch the streamed updates: time of the first one and of the one with the most tokens
+            # poll the streamed updates
             while True:
                 outs = job.outputs()
                 now = time.perf_counter()
-                while seen < len(outs):
-                    out = outs[seen]
-                    seen += 1
-                    parsed = _parse_stats(out[1]) if isinstance(out, (tuple, list)) and len(out) > 1 else None
-                    if parsed is None:
-                        continue
-                    if first_t is None:
-                        first_t, first_count = now, parsed[0]
-                    if parsed[0] > max_count:
-                        max_count, last_t = parsed[0], now
+                while stream.seen < len(outs):
+                    stream.update(now, outs[stream.seen])
                 if job.done():
-                    if seen >= len(job.outputs()):
+                    if stream.seen >= len(job.outputs()):
                         break
                     continue
                 if now - start > limit:
@@ -310,6 +376,11 @@ def one_request(client, work: Workload, client_id: int, i: int, limit: float) ->
     except Exception as exc:  # noqa: BLE001 - the endpoint's error, a dropped connection, ...
         return Result(client_id, i, False, time.perf_counter() - start, _short(exc))
     latency = (done_at[0] if done_at else time.perf_counter()) - start
+    return _judge(work, client_id, i, latency, limit, result, stream)
+
+
+def _judge(work: Workload, client_id: int, i: int, latency: float, limit: float, result, stream: _Stream) -> Result:
+    """A finished request's :class:`Result`: checks the answer's shape and reads the server's figures."""
     if latency > limit:
         return Result(client_id, i, False, latency, f"timeout: result after {latency:.1f} s (limit {limit:.1f} s)")
     if work.task == "classify":
@@ -323,20 +394,25 @@ def one_request(client, work: Workload, client_id: int, i: int, limit: float) ->
         return Result(client_id, i, False, latency, f"unexpected result: {str(result)[:200]}")
     count, server_rate = parsed
     rate = None
-    if first_t is not None and last_t is not None and last_t > first_t and max_count > first_count:
-        rate = (max_count - first_count) / (last_t - first_t)
+    if (stream.first_t is not None and stream.last_t is not None and stream.last_t > stream.first_t
+            and stream.max_count > stream.first_count):
+        rate = (stream.max_count - stream.first_count) / (stream.last_t - stream.first_t)
     return Result(client_id, i, True, latency, new_tokens=count, decode_tokens_s=rate,
-                  server_tokens_s=server_rate, updates=seen)
+                  server_tokens_s=server_rate, updates=stream.seen)
 
 
-def make_client(url: str, download_dir: str):
+def make_client(kind: str, url: str, download_dir: str):
+    """``"rest"``: a :class:`RestClient` (plain HTTP, a few ms of CPU per request); ``"gradio"``: a
+    ``gradio_client.Client`` (what Python users of the app run; far heavier on the client side)."""
+    if kind == "rest":
+        return RestClient(url)
     from gradio_client import Client
 
     return Client(url, verbose=False, download_files=download_dir, analytics_enabled=False)
 
 
 def run_load(url: str, work: Workload, clients: int, requests: int, timeout: float, deadline: float,
-             download_dir: str, stop: threading.Event, made: list) -> tuple[list[Result], float, list[str]]:
+             download_dir: str, stop: threading.Event, made: list, client_kind: str = "rest") -> tuple[list[Result], float, list[str]]:
     """All clients at once; returns the results, the measured wall time and client set-up errors (the
     clients go to ``made``)."""
     results: list[Result] = []
@@ -347,7 +423,7 @@ def run_load(url: str, work: Workload, clients: int, requests: int, timeout: flo
     def worker(cid: int) -> None:
         client = None
         try:
-            client = make_client(url, download_dir)
+            client = make_client(client_kind, url, download_dir)
             with lock:
                 made.append(client)
         except Exception as exc:  # noqa: BLE001
@@ -387,10 +463,11 @@ def run_load(url: str, work: Workload, clients: int, requests: int, timeout: flo
         return sorted(results, key=lambda r: r.index), wall, setup_errors
 
 
-def warmup(url: str, work: Workload, n: int, timeout: float, download_dir: str, made: list) -> list[str]:
+def warmup(url: str, work: Workload, n: int, timeout: float, download_dir: str, made: list,
+           client_kind: str = "rest") -> list[str]:
     if n <= 0:
         return []
-    client = make_client(url, download_dir)
+    client = make_client(client_kind, url, download_dir)
     made.append(client)
     errors = []
     for k in range(n):
@@ -541,6 +618,9 @@ def print_report(report: dict) -> None:
             rows.append(("note", f"client-side rates for {tk['requests_with_rate']} of {s['ok']} requests; client "
                                  "and server disagree or updates arrived in bursts: the clients were short of CPU "
                                  "(compare the server's figure)", ""))
+    cpu = s["cpu_ms_per_request"]
+    rows.append(("CPU per request", f"server {_fmt(cpu['server'], ' ms', 0)}, clients {_fmt(cpu['clients'], ' ms', 0)}"
+                 f"  ({report['config']['client']} clients, same machine: both share the cores)", ""))
     mem = report["server_memory"]
     mib = 2 ** 20
     rows.append(("server peak RSS", "n/a" if not mem["peak_rss_bytes"] else
@@ -570,6 +650,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--task", choices=("classify", "generate"), default="classify")
     p.add_argument("--model", default=None, help="zoo model (default: grootv-nano-fmnist / grootl-nano-fortunes)")
     p.add_argument("--clients", type=int, default=16, help="concurrent clients, one thread each (16)")
+    p.add_argument("--client", choices=("rest", "gradio"), default="rest",
+                   help="rest (default): plain HTTP on Gradio's REST API, ~2 ms of client CPU per request; "
+                        "gradio: gradio_client.Client, ~170 ms of client CPU per request on the same cores")
     p.add_argument("--requests", type=int, default=5, help="requests per client (5)")
     p.add_argument("--warmup", type=int, default=2, help="unmeasured requests first, one at a time (2)")
     p.add_argument("--timeout", type=float, default=120.0,
@@ -650,14 +733,16 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + args.deadline
         downloads = str(tmp / "downloads")
         t = time.monotonic()
-        warm_errors = warmup(url, work, args.warmup, args.timeout, downloads, clients)
+        warm_errors = warmup(url, work, args.warmup, args.timeout, downloads, clients, args.client)
         if args.warmup:
             print(f"warm-up: {args.warmup} request(s) in {time.monotonic() - t:.1f} s"
                   + (f", {len(warm_errors)} failed: {warm_errors[0]}" if warm_errors else ""), flush=True)
         rss_after_warmup = sampler.last if sampler else 0
         print(f"measuring: {args.clients} clients x {args.requests} requests on {work.api_name} ...", flush=True)
+        cpu0 = (tree_cpu_seconds(pid) if pid else None), own_cpu_seconds()
         results, wall, setup_errors = run_load(url, work, args.clients, args.requests, args.timeout, deadline,
-                                               downloads, stop, clients)
+                                               downloads, stop, clients, args.client)
+        cpu_used = ((tree_cpu_seconds(pid) - cpu0[0]) if pid else None), own_cpu_seconds() - cpu0[1]
         drain(clients, min(args.timeout, 15.0))
     except KeyboardInterrupt:
         stop.set()
@@ -672,11 +757,14 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     summary = summarize(results, wall, work)
+    done = max(1, len(results))
+    summary["cpu_ms_per_request"] = {"server": None if cpu_used[0] is None else 1000 * cpu_used[0] / done,
+                                     "clients": 1000 * cpu_used[1] / done}
     errors = setup_errors + [f"request {r.index} (client {r.client}): {r.error}" for r in results if not r.ok]
     report = {
         "config": {
             "task": args.task, "model": work.model, "url": url, "started_server": server is not None,
-            "concurrency": args.concurrency if server else None, "clients": args.clients,
+            "concurrency": args.concurrency if server else None, "clients": args.clients, "client": args.client,
             "requests": args.requests, "warmup": args.warmup, "timeout_s": args.timeout,
             "deadline_s": args.deadline,
             **({"max_new_tokens": work.max_new_tokens, "temperature": work.temperature, "top_k": work.top_k,

@@ -23,17 +23,19 @@ def _image(path) -> np.ndarray:
 
 def test_api_names(client):
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
-    assert {"/classify", "/classify_affinity", "/classify_tree", "/segment", "/segment_affinity", "/segment_tree",
+    assert {"/classify", "/classify_trees", "/classify_affinity", "/classify_tree", "/segment", "/segment_affinity", "/segment_tree",
             "/generate", "/token_tree", "/pixel_tree", "/zoo"} <= names
 
 
 def test_classify_bundled_model_with_tree_and_affinity(client):
-    labels, info, stage, block, row, col = client.predict(
-        handle_file(fashion_examples()[0]), "grootv-nano-fmnist", api_name="/classify")
-    assert len(labels["confidences"]) == 5
+    labels, info = client.predict(handle_file(fashion_examples()[0]), "grootv-nano-fmnist", api_name="/classify")
+    assert labels["label"] == "Ankle boot" and len(labels["confidences"]) == 5
     conf = [c["confidence"] for c in labels["confidences"]]
     assert conf == sorted(conf, reverse=True) and 0 < sum(conf) <= 1 + 1e-6
     assert "ms" in info
+    # the trees: a second, unbatched step (the UI chains it after the labels)
+    stage, block, row, col = client.predict(handle_file(fashion_examples()[0]), "grootv-nano-fmnist",
+                                            api_name="/classify_trees")
     assert stage["value"] == 0 and block["value"] == 0  # dropdown updates: choices filled
     assert stage["choices"][0][0] == "stage 1 · 7x7"
     assert (row, col) == (3, 3)  # the centre of the first stage's 7x7 grid
@@ -65,28 +67,63 @@ def test_classify_huge_image_is_downscaled_with_a_note(client, tmp_path):
     assert "downscaled" in info and "2048" in info
 
 
-@pytest.mark.parametrize("content, match", [(b"this is not an image", "not an image"), (b"", "not an image")])
-def test_classify_non_image_gets_a_clear_error(client, tmp_path, content, match):
+@pytest.mark.parametrize("content", [b"this is not an image", b""])
+def test_classify_non_image_gets_a_clear_message(client, tmp_path, content):
+    # /classify is batched: a request's problem is its own answer (no labels, the message), never an
+    # error that would fail the other requests of its batch; the trees step raises it
     path = tmp_path / "notes.png"
     path.write_bytes(content)
-    with pytest.raises(Exception, match=match):
-        client.predict(handle_file(str(path)), "grootv-nano-fmnist", api_name="/classify")
+    labels, info = client.predict(handle_file(str(path)), "grootv-nano-fmnist", api_name="/classify")
+    assert labels is None or not labels.get("confidences")
+    assert "not an image" in info and "Cannot classify" in info
+    with pytest.raises(Exception, match="not an image"):
+        client.predict(handle_file(str(path)), "grootv-nano-fmnist", api_name="/classify_trees")
 
 
 def test_classify_without_image_or_with_wrong_model(client):
+    assert "no image" in client.predict(None, "grootv-nano-fmnist", api_name="/classify")[1]
+    info = client.predict(handle_file(fashion_examples()[0]), "grootv-nano-scenes", api_name="/classify")[1]
+    assert "segmentation model" in info
+    assert "unknown" in client.predict(handle_file(fashion_examples()[0]), "no-such-model",
+                                       api_name="/classify")[1].lower()
     with pytest.raises(Exception, match="no image"):
-        client.predict(None, "grootv-nano-fmnist", api_name="/classify")
-    with pytest.raises(Exception, match="not in the list of choices"):
-        client.predict(handle_file(fashion_examples()[0]), "grootv-nano-scenes", api_name="/classify")
+        client.predict(None, "grootv-nano-fmnist", api_name="/classify_trees")
 
 
 def test_published_model_offline_says_so(client):
-    with pytest.raises(Exception, match="not available offline"):
-        client.predict(handle_file(photo_examples()[0]), "grootv-t", api_name="/classify")
+    info = client.predict(handle_file(photo_examples()[0]), "grootv-t", api_name="/classify")[1]
+    assert "not available offline" in info
+
+
+def test_classify_batch_answers_each_request_alone(demo_url, tmp_path):
+    """Concurrent requests share batches; the bad ones get their message, the good ones their labels."""
+    import concurrent.futures
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    jobs = [(fashion_examples()[i % 10], "grootv-nano-fmnist") for i in range(10)]
+    jobs += [(str(bad), "grootv-nano-fmnist"), (fashion_examples()[0], "grootv-nano-scenes")]
+    clients = [gradio_client.Client(demo_url, verbose=False) for _ in range(4)]
+    alone = {img: clients[0].predict(handle_file(img), "grootv-nano-fmnist", api_name="/classify")[0]
+             for img, _ in jobs[:10]}
+    with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
+        futures = [pool.submit(clients[k % len(clients)].predict, handle_file(img), name, api_name="/classify")
+                   for k, (img, name) in enumerate(jobs)]
+        answers = [f.result(timeout=120) for f in futures]
+    for (img, name), (labels, info) in zip(jobs, answers):
+        if img == str(bad) or name != "grootv-nano-fmnist":
+            assert "Cannot classify" in info and not (labels or {}).get("confidences")
+        else:  # the answer it gets on its own, batched or not
+            assert labels["label"] == alone[img]["label"], img
+            got = [(c["label"], c["confidence"]) for c in labels["confidences"]]
+            want = [(c["label"], c["confidence"]) for c in alone[img]["confidences"]]
+            assert [g[0] for g in got] == [w[0] for w in want]
+            assert np.allclose([g[1] for g in got], [w[1] for w in want], atol=1e-4)
+            assert "ms (forward pass" in info
 
 
 def test_affinity_outside_the_grid_is_an_error(client):
-    client.predict(handle_file(fashion_examples()[1]), "grootv-nano-fmnist", api_name="/classify")
+    client.predict(handle_file(fashion_examples()[1]), "grootv-nano-fmnist", api_name="/classify_trees")
     with pytest.raises(Exception, match="outside"):
         client.predict(0, 0, 99, 0, api_name="/classify_affinity")
 
