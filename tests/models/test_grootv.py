@@ -466,3 +466,32 @@ def test_raster_model_builds_no_tree_and_round_trips(monkeypatch, tmp_path):
     torch.testing.assert_close(again(x), model(x))
     with pytest.raises(ValueError, match="scan_order"):
         GrootV(channels=16, depths=[1, 1, 1, 1], scan_order="zigzag")
+
+
+def test_downsample_cached_channels_last_weight_follows_the_weight():
+    """The inference-time channels_last weight copy equals the plain conv, and is refreshed when
+    the weight changes in place (load_state_dict, an optimizer step) or the module moves dtype."""
+    from grootvl_core.models.grootv import DownsampleLayer
+
+    torch.manual_seed(0)
+    layer = DownsampleLayer(8).eval()
+    x = torch.randn(2, 6, 6, 8)
+    plain = lambda: layer.norm(layer.conv(x.permute(0, 3, 1, 2).contiguous()))  # noqa: E731
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), plain())
+        layer.conv.weight.mul_(-2.0)  # in place: the cache must not serve the old weight
+        torch.testing.assert_close(layer(x), plain())
+        layer.load_state_dict({k: torch.randn_like(v) for k, v in layer.state_dict().items()})
+        torch.testing.assert_close(layer(x), plain())
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(x), plain())
+    layer.double()
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x.double()), plain_double := layer.norm(
+            layer.conv(x.double().permute(0, 3, 1, 2).contiguous())))
+        assert plain_double.dtype == torch.float64
+    # with autograd the weight gets its gradient as usual
+    layer.float().train()
+    layer(x).sum().backward()
+    assert layer.conv.weight.grad is not None and layer.conv.weight.grad.abs().sum() > 0
+    assert "_channels_last_weight" not in dict(layer.state_dict())
