@@ -9,7 +9,10 @@ shared machine hits every candidate alike) of
   the same number of bytes);
 - ``fwd``: ``scan_full_fwd`` of the backend (native: ``grootvl_core.ops.backend.implementation``;
   reference: ``grootvl_core.ops.reference``);
-- ``fwd+bwd``: ``scan_full_fwd`` then ``scan_full_bwd`` (both gradients).
+- ``fwd+bwd``: ``scan_full_fwd`` then ``scan_full_bwd`` (both gradients);
+- native ``bwd`` alone (``scan_full_bwd`` on a saved forward) against ``copy bwd``, a plain copy of
+  its bytes (it reads ``gy``, ``a``, ``y``, ``u`` and writes both gradients: a copy of a buffer
+  of three such tensors moves as many bytes);
 
 and, per 56x56 image, MST + BFS of the grid (6160 edges) against ``torch.sort`` of its 6160 weights.
 Prints one table of RATIOS measured in this run (``ref/nat``: > 1 means native is faster;
@@ -113,12 +116,20 @@ def bench_stage(native, stage: int, batch: int, run_ref: bool, rounds: int) -> d
     gy = torch.randn(batch, d, v, generator=g)
     xa = torch.stack([x, a])
     nat_fwd, nat_fb = scan_case(native, x, a, order, parent, depth, gy)
-    fns = {"copy": lambda: torch.empty_like(xa).copy_(xa), "nat_fwd": nat_fwd, "nat_fb": nat_fb}
+    y0, u0 = (t.contiguous() for t in nat_fwd())
+    bwd_bytes = torch.stack([gy, a, y0])
+
+    def nat_bwd():
+        return native.scan_full_bwd(gy, a, order, parent, depth, y0, u0)
+
+    fns = {"copy": lambda: torch.empty_like(xa).copy_(xa), "nat_fwd": nat_fwd, "nat_fb": nat_fb,
+           "copy_bwd": lambda: torch.empty_like(bwd_bytes).copy_(bwd_bytes), "nat_bwd": nat_bwd}
     if run_ref:
         ref_fwd, ref_fb = scan_case(reference, x, a, order, parent, depth, gy)
         fns.update(ref_fwd=ref_fwd, ref_fb=ref_fb)
     row = {"stage": stage, "shape": f"{h}x{w}", "D": d, "B": batch}
-    ratios = {"nat/copy": ("nat_fwd", "copy"), "ref/nat fwd": ("ref_fwd", "nat_fwd"),
+    ratios = {"nat/copy": ("nat_fwd", "copy"), "bwd/copy": ("nat_bwd", "copy_bwd"),
+              "ref/nat fwd": ("ref_fwd", "nat_fwd"),
               "ref/nat fb": ("ref_fb", "nat_fb")}
     row.update(summarise(interleaved_ms(fns, rounds), ratios))
     if run_ref:
@@ -183,10 +194,11 @@ def main(argv: list[str] | None = None) -> int:
           f"float32, median over {rounds} interleaved rounds of "
           f"{'thread CPU time' if args.cpu_time else 'wall time'}")
     print("ratios (medians of per-round ratios): ref/nat > 1 means the native op is faster; nat/copy = "
-          "native forward / plain copy of the same bytes\n")
+          "native forward / plain copy of the same bytes; bwd/copy = native backward alone / copy of its bytes\n")
 
     head = (f"{'stage':>5} {'shape':>6} {'D':>5} {'B':>3} | {'copy ms':>8} {'nat fwd':>8} {'nat/copy':>8} | "
-            f"{'ref fwd':>8} {'ref/nat':>8} | {'nat f+b':>8} {'ref f+b':>8} {'ref/nat':>8} | {'rel diff':>8}")
+            f"{'ref fwd':>8} {'ref/nat':>8} | {'nat f+b':>8} {'ref f+b':>8} {'ref/nat':>8} | {'nat bwd':>8} "
+            f"{'bwd/copy':>8} | {'rel diff':>8}")
     print(head)
     print("-" * len(head))
     for batch in batches:
@@ -196,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['stage']:>5} {r['shape']:>6} {r['D']:>5} {r['B']:>3} | {r['copy']:8.3f} {r['nat_fwd']:8.3f} "
                   f"{r['nat/copy']:8.2f} | {fmt(r.get('ref_fwd'), '8.2f')} {fmt(r.get('ref/nat fwd'), '8.1f')} | "
                   f"{r['nat_fb']:8.3f} {fmt(r.get('ref_fb'), '8.2f')} {fmt(r.get('ref/nat fb'), '8.1f')} | "
+                  f"{r['nat_bwd']:8.3f} {r['bwd/copy']:8.2f} | "
                   f"{fmt(r.get('max_diff'), '8.1e')}", flush=True)
 
     print("\nMST + BFS of a 56x56 grid (6160 edges), per image")
