@@ -22,7 +22,13 @@ void check_scan(const char* op, const Tensor& ref, std::initializer_list<std::pa
     TORCH_CHECK(t.scalar_type() == ref.scalar_type(), op, ": ", kv.first, " must be ", ref.scalar_type(),
                 ", got ", t.scalar_type());
     TORCH_CHECK(t.device() == ref.device(), op, ": ", kv.first, " is on ", t.device(), ", expected ", ref.device());
-    TORCH_CHECK(t.is_contiguous(), op, ": ", kv.first, " must be contiguous");
+    // the CPU kernels also read and write channels-last memory: a (B, D, V) view of a contiguous
+    // (B, V, D) tensor, i.e. strides (V D, 1, D)
+    const bool channels_last = !t.is_cuda() && (t.size(0) == 1 || t.stride(0) == t.size(1) * t.size(2)) &&
+                               t.stride(1) == 1 && t.stride(2) == t.size(1);
+    TORCH_CHECK(t.is_contiguous() || channels_last, op, ": ", kv.first, " must be contiguous",
+                t.is_cuda() ? "" : " or a (B, D, V) view of a contiguous (B, V, D) tensor", ", got strides ",
+                t.strides());
   }
   const std::pair<const char*, const Tensor*> idx[] = {{"order", &order}, {"parent", &parent}, {"depth", &depth}};
   for (const auto& kv : idx) {

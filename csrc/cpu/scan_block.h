@@ -72,17 +72,28 @@ inline std::vector<int64_t> tree_walk(const char* op, const Tensor& order, const
   return walk;
 }
 
-// One (batch, channel block) tile of a (B, D, V) tensor: `offset` locates [b, d0, 0], `nk` of
-// the kBlock channels are real, `walk` is the batch element's (vertex, parent vertex) pairs.
+// Where a (B, D, V) tensor keeps element [b, d, v]: at b * batch + d * chan + v * vert. Two
+// layouts reach the kernels (the bindings check): contiguous (chan = V, vert = 1) and channels-last
+// (chan = 1, vert = D), the memory of a contiguous (B, V, D) tensor, which is how GrootV's TreeSSM
+// computes its inputs and wants its output. Every tensor of a call has its own layout.
+struct Layout {
+  int64_t batch, chan, vert;
+};
+
+inline Layout layout_of(const Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
+
+// One (batch, channel block) tile of the (B, D, V) problem: channels [d0, d0 + nk) of batch
+// element b (nk <= kBlock are real), and `walk`, the batch element's (vertex, parent vertex) pairs.
 template <typename scalar_t>
 struct Tile {
   static constexpr int64_t kBlock = block_size<scalar_t>();
   int64_t n;             // V
   int64_t nk;            // real channels in this block (<= kBlock)
-  int64_t offset;        // element offset of [b, d0, 0]
+  int64_t b, d0;         // batch element and first channel
   const int64_t* walk;   // walk[2 i] = vertex at position i, walk[2 i + 1] = its parent's vertex
   int64_t vertex(int64_t i) const { return walk[2 * i]; }
   int64_t parent_vertex(int64_t i) const { return walk[2 * i + 1]; }
+  int64_t offset(const Layout& l) const { return b * l.batch + d0 * l.chan; }
 };
 
 // Square block transpose dst[c * ds + r] = src[r * ss + c] for r, c < R, R = 16 bytes / scalar:
@@ -122,24 +133,42 @@ inline void transpose_square(const Rows& row, double* __restrict dst, int64_t ds
 #endif
 
 // dst[v][k] = src[k][v] for the tile's channels: (B, D, V) -> [V][kBlock] scratch, padding
-// channels zeroed.
+// channels zeroed. Contiguous sources are transposed in R x R blocks; channels-last sources are
+// already vertex-major (one short row copy per vertex).
 template <typename scalar_t>
-inline void load_tile(const Tile<scalar_t>& t, const scalar_t* __restrict src, scalar_t* __restrict dst) {
+inline void load_tile(const Tile<scalar_t>& t, const scalar_t* __restrict src, const Layout& l,
+                      scalar_t* __restrict dst) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
   constexpr int64_t R = transpose_width<scalar_t>();
-  const scalar_t* s = src + t.offset;
-  const int64_t n = t.n, kfull = t.nk / R * R, vfull = n / R * R;
+  const scalar_t* s = src + t.offset(l);
+  const int64_t n = t.n;
+  if (l.vert != 1 && l.chan == 1) {
+    if (t.nk == K) {  // a whole line per vertex
+      for (int64_t v = 0; v < n; ++v) std::memcpy(dst + v * K, s + v * l.vert, K * sizeof(scalar_t));
+      return;
+    }
+    for (int64_t v = 0; v < n; ++v) {
+      const scalar_t* row = s + v * l.vert;
+      scalar_t* out = dst + v * K;
+      int64_t k = 0;
+      for (; k < t.nk; ++k) out[k] = row[k];
+      for (; k < K; ++k) out[k] = scalar_t(0);
+    }
+    return;
+  }
+  const int64_t cs = l.chan, vs = l.vert;
+  const int64_t kfull = vs == 1 ? t.nk / R * R : 0, vfull = vs == 1 ? n / R * R : 0;
   for (int64_t v0 = 0; v0 < vfull; v0 += R)
     for (int64_t k0 = 0; k0 < kfull; k0 += R) {
-      const scalar_t* base = s + k0 * n + v0;
-      transpose_square([&](int64_t r) { return base + r * n; }, dst + v0 * K + k0, K);
+      const scalar_t* base = s + k0 * cs + v0;
+      transpose_square([&](int64_t r) { return base + r * cs; }, dst + v0 * K + k0, K);
     }
   for (int64_t v = vfull; v < n; ++v)
-    for (int64_t k = 0; k < kfull; ++k) dst[v * K + k] = s[k * n + v];
+    for (int64_t k = 0; k < kfull; ++k) dst[v * K + k] = s[k * cs + v * vs];
   if (kfull < K) {
     for (int64_t v = 0; v < n; ++v) {
       int64_t k = kfull;
-      for (; k < t.nk; ++k) dst[v * K + k] = s[k * n + v];
+      for (; k < t.nk; ++k) dst[v * K + k] = s[k * cs + v * vs];
       for (; k < K; ++k) dst[v * K + k] = scalar_t(0);
     }
   }
@@ -149,33 +178,40 @@ inline void load_tile(const Tile<scalar_t>& t, const scalar_t* __restrict src, s
 // row(i) is the scratch row stored at column i (i itself, or the vertex at position i).
 template <typename scalar_t, typename RowOf>
 inline void store_tile_rows(const Tile<scalar_t>& t, const scalar_t* __restrict src, const RowOf& row_of,
-                            scalar_t* __restrict dst) {
+                            const Layout& l, scalar_t* __restrict dst) {
   constexpr int64_t K = Tile<scalar_t>::kBlock;
   constexpr int64_t R = transpose_width<scalar_t>();
-  scalar_t* d = dst + t.offset;
-  const int64_t n = t.n, kfull = t.nk / R * R, vfull = n / R * R;
+  scalar_t* d = dst + t.offset(l);
+  const int64_t n = t.n;
+  if (l.vert != 1 && l.chan == 1) {
+    const size_t bytes = static_cast<size_t>(t.nk) * sizeof(scalar_t);
+    for (int64_t i = 0; i < n; ++i) std::memcpy(d + i * l.vert, src + row_of(i) * K, bytes);
+    return;
+  }
+  const int64_t cs = l.chan, vs = l.vert;
+  const int64_t kfull = vs == 1 ? t.nk / R * R : 0, vfull = vs == 1 ? n / R * R : 0;
   for (int64_t i0 = 0; i0 < vfull; i0 += R) {
     const scalar_t* rows[R];
     for (int64_t r = 0; r < R; ++r) rows[r] = src + row_of(i0 + r) * K;
     for (int64_t k0 = 0; k0 < kfull; k0 += R)
-      transpose_square([&](int64_t r) { return rows[r] + k0; }, d + k0 * n + i0, n);
+      transpose_square([&](int64_t r) { return rows[r] + k0; }, d + k0 * cs + i0, cs);
   }
   for (int64_t i = vfull; i < n; ++i)
-    for (int64_t k = 0; k < kfull; ++k) d[k * n + i] = src[row_of(i) * K + k];
+    for (int64_t k = 0; k < kfull; ++k) d[k * cs + i * vs] = src[row_of(i) * K + k];
   for (int64_t k = kfull; k < t.nk; ++k)
-    for (int64_t i = 0; i < n; ++i) d[k * n + i] = src[row_of(i) * K + k];
+    for (int64_t i = 0; i < n; ++i) d[k * cs + i * vs] = src[row_of(i) * K + k];
 }
 
 // dst[k][v] = src[v][k]: vertex-major scratch -> (B, D, V) in vertex order.
 template <typename scalar_t>
-inline void store_tile(const Tile<scalar_t>& t, const scalar_t* src, scalar_t* dst) {
-  store_tile_rows(t, src, [](int64_t i) { return i; }, dst);
+inline void store_tile(const Tile<scalar_t>& t, const scalar_t* src, const Layout& l, scalar_t* dst) {
+  store_tile_rows(t, src, [](int64_t i) { return i; }, l, dst);
 }
 
 // dst[k][i] = src[v(i)][k]: vertex-major scratch -> (B, D, V) in sorted (position) order.
 template <typename scalar_t>
-inline void store_tile_sorted(const Tile<scalar_t>& t, const scalar_t* src, scalar_t* dst) {
-  store_tile_rows(t, src, [&t](int64_t i) { return t.vertex(i); }, dst);
+inline void store_tile_sorted(const Tile<scalar_t>& t, const scalar_t* src, const Layout& l, scalar_t* dst) {
+  store_tile_rows(t, src, [&t](int64_t i) { return t.vertex(i); }, l, dst);
 }
 
 // up[k] += e[k] * u[k] over one line; the pointers never alias (a vertex and its parent).
@@ -250,7 +286,7 @@ inline void for_each_tile(int64_t batch, int64_t channels, int64_t n, const std:
     ScratchLease<scalar_t> scratch(buffers * n * K);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / blocks, d0 = (task % blocks) * K;
-      Tile<scalar_t> t{n, std::min(K, channels - d0), (b * channels + d0) * n, walk.data() + 2 * b * n};
+      Tile<scalar_t> t{n, std::min(K, channels - d0), b, d0, walk.data() + 2 * b * n};
       fn(t, scratch.get());
     }
   });

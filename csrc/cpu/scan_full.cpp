@@ -49,31 +49,87 @@ inline void root_to_leaf_full(const Tile<scalar_t>& t, const scalar_t* e, scalar
   }
 }
 
+// Channels-last forward (x and a hold [b, d, v] at b * batch + v * D + d): the rows of D channels
+// are already vertex-major, so the two passes run in place in y over whole rows, with no
+// scratch and no transposes. Tasks split the batch and, when there are more threads than batch
+// elements, the channels.
+template <typename scalar_t>
+inline void axpy_row(scalar_t* __restrict up, const scalar_t* __restrict e, const scalar_t* __restrict u, int64_t w) {
+  GROOTVL_SIMD
+  for (int64_t k = 0; k < w; ++k) up[k] += e[k] * u[k];
+}
+
+template <typename scalar_t>
+inline void prop_row(scalar_t* __restrict u, const scalar_t* __restrict e, const scalar_t* __restrict yp, int64_t w) {
+  GROOTVL_SIMD
+  for (int64_t k = 0; k < w; ++k) u[k] = (scalar_t(1) - e[k] * e[k]) * u[k] + e[k] * yp[k];
+}
+
+template <typename scalar_t>
+void full_fwd_rows(const scalar_t* x, const scalar_t* a, scalar_t* y, scalar_t* u, int64_t batch, int64_t channels,
+                   int64_t n, const cpu::Layout& lx, const cpu::Layout& la, const cpu::Layout& ly,
+                   const cpu::Layout& lu, const std::vector<int64_t>& walk) {
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t splits = std::min<int64_t>((threads + batch - 1) / batch, (channels + 15) / 16);
+  const int64_t width = ((channels + splits - 1) / splits + 15) / 16 * 16;
+  const int64_t chunks = (channels + width - 1) / width;
+  at::parallel_for(0, batch * chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / chunks, d0 = (task % chunks) * width, w = std::min(width, channels - d0);
+      const scalar_t* xb = x + b * lx.batch + d0;
+      const scalar_t* ab = a + b * la.batch + d0;
+      scalar_t* yb = y + b * ly.batch + d0;
+      scalar_t* ub = u + b * lu.batch + d0;
+      const int64_t* wk = walk.data() + 2 * b * n;
+      const size_t bytes = static_cast<size_t>(w) * sizeof(scalar_t);
+      for (int64_t v = 0; v < n; ++v) std::memcpy(yb + v * ly.vert, xb + v * lx.vert, bytes);
+      for (int64_t i = n - 1; i >= 1; --i)  // pass 1: U[p] += e U
+        axpy_row<scalar_t>(yb + wk[2 * i + 1] * ly.vert, ab + wk[2 * i] * la.vert, yb + wk[2 * i] * ly.vert, w);
+      for (int64_t i = 0; i < n; ++i) std::memcpy(ub + i * lu.vert, yb + wk[2 * i] * ly.vert, bytes);
+      for (int64_t i = 1; i < n; ++i) {  // pass 2: Y = (1 - e^2) U + e Y[p]
+        const int64_t v = wk[2 * i];
+        prop_row<scalar_t>(yb + v * ly.vert, ab + v * la.vert, yb + wk[2 * i + 1] * ly.vert, w);
+      }
+    }
+  });
+}
+
+inline bool rows_layout(const cpu::Layout& l, int64_t channels, int64_t n) {
+  return l.chan == 1 && l.vert == channels && channels > 1 && n > 1;
+}
+
 }  // namespace
 
 Pair scan_full_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent,
                        const Tensor& depth) {
   (void)depth;  // the CPU walks positions sequentially; depth levels are not needed
   const std::vector<int64_t> walk = cpu::tree_walk("scan_full_fwd", order, parent);
-  const Tensor xc = x.contiguous(), ac = a.contiguous();
+  // x and a come contiguous or channels-last (see Layout); y and u get x's layout
+  const Tensor &xc = x, &ac = a;
   const int64_t batch = x.size(0), channels = x.size(1), n = x.size(2);
   Tensor y = at::empty_like(xc);
   Tensor u = at::empty_like(xc);
+  const cpu::Layout lx = cpu::layout_of(xc), la = cpu::layout_of(ac), ly = cpu::layout_of(y), lu = cpu::layout_of(u);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "scan_full_fwd_cpu", [&] {
     constexpr int64_t K = Tile<scalar_t>::kBlock;
     const scalar_t* xp = xc.data_ptr<scalar_t>();
     const scalar_t* ap = ac.data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
     scalar_t* up = u.data_ptr<scalar_t>();
+    if (rows_layout(lx, channels, n) && rows_layout(la, channels, n) && rows_layout(ly, channels, n) &&
+        rows_layout(lu, channels, n)) {
+      full_fwd_rows<scalar_t>(xp, ap, yp, up, batch, channels, n, lx, la, ly, lu, walk);
+      return;
+    }
     cpu::for_each_tile<scalar_t>(batch, channels, n, walk, 2, [&](const Tile<scalar_t>& t, scalar_t* s) {
       scalar_t* buf_x = s;          // x -> U (pass 1) -> Y (pass 2), vertex-major
       scalar_t* buf_e = s + n * K;  // a, vertex-major
-      cpu::load_tile(t, xp, buf_x);
-      cpu::load_tile(t, ap, buf_e);
+      cpu::load_tile(t, xp, lx, buf_x);
+      cpu::load_tile(t, ap, la, buf_e);
       cpu::leaf_to_root(t, buf_e, buf_x);
-      cpu::store_tile_sorted(t, buf_x, up);
+      cpu::store_tile_sorted(t, buf_x, lu, up);
       root_to_leaf_full(t, buf_e, buf_x);
-      cpu::store_tile(t, buf_x, yp);
+      cpu::store_tile(t, buf_x, ly, yp);
     });
   });
   return {y, u};
@@ -83,10 +139,12 @@ Pair scan_full_bwd_cpu(const Tensor& g, const Tensor& a, const Tensor& order, co
                        const Tensor& depth, const Tensor& y, const Tensor& u) {
   (void)depth;
   const std::vector<int64_t> walk = cpu::tree_walk("scan_full_bwd", order, parent);
-  const Tensor gc = g.contiguous(), ac = a.contiguous(), yc = y.contiguous(), uc = u.contiguous();
+  const Tensor &gc = g, &ac = a, &yc = y, &uc = u;  // each contiguous or channels-last
   const int64_t batch = g.size(0), channels = g.size(1), n = g.size(2);
   Tensor grad_x = at::empty_like(gc);
   Tensor grad_a = at::empty_like(gc);
+  const cpu::Layout lg = cpu::layout_of(gc), la = cpu::layout_of(ac), ly = cpu::layout_of(yc),
+                    lu = cpu::layout_of(uc), lgx = cpu::layout_of(grad_x), lga = cpu::layout_of(grad_a);
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "scan_full_bwd_cpu", [&] {
     constexpr int64_t K = Tile<scalar_t>::kBlock;
     const scalar_t* gp = gc.data_ptr<scalar_t>();
@@ -100,10 +158,10 @@ Pair scan_full_bwd_cpu(const Tensor& g, const Tensor& a, const Tensor& order, co
       scalar_t* buf_e = s + n * K;       // a -> grad_a (in place, vertex by vertex), vertex-major
       scalar_t* buf_yx = s + 2 * n * K;  // forward y, vertex-major
       scalar_t* buf_ux = s + 3 * n * K;  // forward U, position-major
-      cpu::load_tile(t, gp, buf_g);
-      cpu::load_tile(t, ap, buf_e);
-      cpu::load_tile(t, yxp, buf_yx);
-      cpu::load_tile(t, uxp, buf_ux);
+      cpu::load_tile(t, gp, lg, buf_g);
+      cpu::load_tile(t, ap, la, buf_e);
+      cpu::load_tile(t, yxp, ly, buf_yx);
+      cpu::load_tile(t, uxp, lu, buf_ux);
       cpu::leaf_to_root(t, buf_e, buf_g);
       for (int64_t i = 1; i < n; ++i) {
         const int64_t v = t.vertex(i), pv = t.parent_vertex(i);
@@ -111,8 +169,8 @@ Pair scan_full_bwd_cpu(const Tensor& g, const Tensor& a, const Tensor& order, co
       }
       scalar_t* e_root = buf_e + t.vertex(0) * K;
       for (int64_t k = 0; k < K; ++k) e_root[k] = scalar_t(0);  // the root has no edge
-      cpu::store_tile(t, buf_g, gxp);
-      cpu::store_tile(t, buf_e, gap);
+      cpu::store_tile(t, buf_g, lgx, gxp);
+      cpu::store_tile(t, buf_e, lga, gap);
     });
   });
   return {grad_x, grad_a};

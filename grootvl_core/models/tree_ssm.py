@@ -236,8 +236,10 @@ class TreeSSM(nn.Module):
         delta = F.softplus(dts.float() + self.dt_projs_bias.float())           # 7. (B, L, D)
         a_cont = -torch.exp(self.A_logs.float()).view(1, 1, d)                 # 8.
         # NOTE: Abar stays in VERTEX order; tree_scan takes it so (the published code gathers)
-        abar = torch.exp(delta * a_cont).transpose(1, 2).contiguous()          # (B, D, L)
-        xin = (delta * bs * u32).transpose(1, 2).contiguous()                  # 9. (B, D, L)
+        # (B, D, L) views of (B, L, D) memory: the CPU scan reads them in place (other backends
+        # get contiguous copies from tree_scan)
+        abar = torch.exp(delta * a_cont).transpose(1, 2)                       # (B, D, L)
+        xin = (delta * bs * u32).transpose(1, 2)                               # 9. (B, D, L)
         # fmt: on
         if self.scan_order == "raster":
             # chain parent(v) = v + 1 rooted at the last pixel; edge (v, v+1) carries Abar_{v+1}
@@ -253,7 +255,7 @@ class TreeSSM(nn.Module):
             self._capture(self, tree, abar.detach())
         with torch.profiler.record_function("grootvl.tree_scan"):
             hs = ops.tree_scan(xin, abar, tree.order, mode)                    # 11-12. (B, D, L)
-        hs = hs.transpose(1, 2).contiguous()                                   # (B, L, D)
+        hs = hs.transpose(1, 2)                                                # (B, L, D)
         if self.h_norm is not None:
             hs = F.layer_norm(hs, (d,), self.h_norm.weight.float(), self.h_norm.bias.float(),
                               self.h_norm.eps)                                 # 13.

@@ -29,6 +29,19 @@ _MODES = ("full", "subtree")
 # ----------------------------------------------------------------------------------------------
 
 
+def kernel_layout(t: Tensor) -> Tensor:
+    """``t`` in a memory layout the backend reads: contiguous, or, on the CPU, also "channels-last"
+    (a ``(B, D, V)`` view of a contiguous ``(B, V, D)`` tensor, as GrootV computes its inputs; the
+    native CPU kernels read and write it directly, and the output takes ``x``'s layout)."""
+    if t.is_contiguous():
+        return t
+    b, d, v = t.shape
+    if t.device.type == "cpu" and (b == 1 or t.stride(0) == d * v) and t.stride(1) == 1 and t.stride(2) == d:
+        return t
+    return t.contiguous()
+
+
+
 @torch.library.custom_op("grootvl::tree_scan_full", mutates_args=())
 def _full_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor
               ) -> tuple[Tensor, Tensor]:
@@ -62,7 +75,7 @@ def _full_backward(ctx, grad_y, grad_u):
     a, order, parent, depth, y, u = ctx.saved_tensors
     if grad_y is None:
         return None, None, None, None, None
-    gx, ga = _full_bwd(grad_y.contiguous(), a, order, parent, depth, y, u)
+    gx, ga = _full_bwd(kernel_layout(grad_y), a, order, parent, depth, y, u)
     return gx, ga, None, None, None
 
 
@@ -97,7 +110,7 @@ def _subtree_setup(ctx, inputs, output):
 
 def _subtree_backward(ctx, grad_y):
     a, order, parent, depth, y = ctx.saved_tensors
-    gx, ga = _subtree_bwd(grad_y.contiguous(), a, order, parent, depth, y)
+    gx, ga = _subtree_bwd(kernel_layout(grad_y), a, order, parent, depth, y)
     return gx, ga, None, None, None
 
 
@@ -158,13 +171,15 @@ def tree_scan(x: Tensor, a: Tensor, tree: TreeOrder, mode: str = "full") -> Tens
 
     Returns:
         ``(B, D, V)`` in vertex order, dtype of ``x``. float16/bfloat16 are computed in float32.
-        Differentiable in ``x`` and ``a``; inputs are never mutated.
+        Differentiable in ``x`` and ``a``; inputs are never mutated. On the CPU, an ``x`` that is a
+        ``(B, D, V)`` view of a contiguous ``(B, V, D)`` tensor is read in place and the output
+        comes in that layout too (so ``y.transpose(1, 2)`` is contiguous).
     """
     _check(x, a, tree, mode)
     tree = TreeOrder(*tree)
     dtype = x.dtype
     compute = torch.float64 if dtype == torch.float64 else torch.float32
-    xc, ac = x.to(compute).contiguous(), a.to(compute).contiguous()
+    xc, ac = kernel_layout(x.to(compute)), kernel_layout(a.to(compute))
     order, parent, depth = (t.to(torch.int64).contiguous() for t in tree)
     if mode == "full":
         y, _ = _full_fwd(xc, ac, order, parent, depth)

@@ -422,3 +422,85 @@ def test_end_to_end_pipeline_matches_reference(use_native):
     x, a, _ = scan_inputs(2, 6, 120, torch.float32, seed=1)
     assert_close(ops.tree_scan(x, a, order_n), ops.tree_scan_ref(x, a, order_r), torch.float32, "pipeline y")
     assert not math.isnan(float(ops.tree_scan(x, a, order_n, mode="subtree").sum()))
+
+
+# ----------------------------------------------------------------------------------------------
+# Channels-last memory: (B, D, V) views of contiguous (B, V, D) tensors, read and written in place
+# ----------------------------------------------------------------------------------------------
+
+
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
+    """The same values as ``t`` (B, D, V), held in (B, V, D) memory."""
+    out = t.transpose(1, 2).contiguous().transpose(1, 2)
+    assert out.stride(1) == 1 or t.shape[1] == 1
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind, v, d, batch", [
+    ("grid", 1, 7, 2), ("chain", 13, 1, 2), ("star", 40, 17, 3), ("random", 64, 33, 2),
+    ("grid", 16 * 16, 160, 1), ("random", 300, 5, 1), ("chain", 2, 64, 4)])
+@pytest.mark.parametrize("which", ["all", "x_only", "a_only"])
+def test_channels_last_inputs_equal_contiguous(native, dtype, kind, v, d, batch, which):
+    """Every native scan on channels-last tensors (all of them, or mixed with contiguous ones)
+    equals the contiguous call, forward and backward; outputs keep x's (or grad's) layout."""
+    if kind == "grid":
+        side = int(round(v ** 0.5))
+        rows = grid_tree_rows(side, v // side, batch, seed=v)
+    else:
+        rng = random.Random(v * 31 + d)
+        rows = torch.stack([torch.tensor(tree_rows(kind, v, rng), dtype=torch.int64).reshape(-1, 2)
+                            for _ in range(batch)])
+    order, parent, depth = tree_tables(rows)
+    x, a, gy = scan_inputs(batch, d, v, dtype, seed=d + v)
+    cl_x = _channels_last(x) if which in ("all", "x_only") else x
+    cl_a = _channels_last(a) if which in ("all", "a_only") else a
+    cl_g = _channels_last(gy) if which == "all" else gy
+
+    want_y, want_u = native.scan_full_fwd(x, a, order, parent, depth)
+    got_y, got_u = native.scan_full_fwd(cl_x, cl_a, order, parent, depth)
+    assert_close(got_y, want_y, dtype, "full y")
+    assert_close(got_u, want_u, dtype, "full u")
+    assert got_y.stride() == cl_x.stride() or d == 1 or v == 1, "y takes x's layout"
+    want = native.scan_full_bwd(gy, a, order, parent, depth, want_y, want_u)
+    got = native.scan_full_bwd(cl_g, cl_a, order, parent, depth, _channels_last(want_y), want_u)
+    assert_close(got[0], want[0], dtype, "full grad_x")
+    assert_close(got[1], want[1], dtype, "full grad_a")
+
+    want_s = native.scan_subtree_fwd(x, a, order, parent, depth)
+    got_s = native.scan_subtree_fwd(cl_x, cl_a, order, parent, depth)
+    assert_close(got_s, want_s, dtype, "subtree y")
+    want = native.scan_subtree_bwd(gy, a, order, parent, depth, want_s)
+    got = native.scan_subtree_bwd(cl_g, cl_a, order, parent, depth, _channels_last(want_s))
+    assert_close(got[0], want[0], dtype, "subtree grad_x")
+    assert_close(got[1], want[1], dtype, "subtree grad_a")
+    # and against the reference, to be sure both layouts are right (not equally wrong)
+    ref_y, _ = reference.scan_full_fwd(x, a, order, parent, depth)
+    assert_close(got_y, ref_y, dtype, "full y vs reference")
+
+
+def test_other_strides_are_rejected_with_a_clear_error(native):
+    rows = grid_tree_rows(4, 4, 1, seed=0)
+    order, parent, depth = tree_tables(rows)
+    x, a, _ = scan_inputs(1, 8, 16, torch.float32, seed=0)
+    every_other = torch.randn(1, 16, 16)[:, ::2]  # (1, 8, 16), not dense
+    with pytest.raises(RuntimeError, match="contiguous"):
+        native.scan_full_fwd(every_other, a, order, parent, depth)
+
+
+def test_tree_scan_keeps_channels_last_through_autograd(use_native):
+    """tree_scan on channels-last views: same values and gradients as on contiguous tensors, and
+    a channels-last output (what TreeSSM relies on to skip the transposes)."""
+    rows = grid_tree_rows(9, 7, 2, seed=3)
+    tree = ops.TreeOrder(*tree_tables(rows))
+    x, a, gy = scan_inputs(2, 24, 63, torch.float32, seed=5)
+    for mode in ("full", "subtree"):
+        xs = [x.clone().requires_grad_(), _channels_last(x).requires_grad_()]
+        as_ = [a.clone().requires_grad_(), _channels_last(a).requires_grad_()]
+        ys = [ops.tree_scan(xi, ai, tree, mode) for xi, ai in zip(xs, as_)]
+        assert ys[1].transpose(1, 2).is_contiguous()
+        for yi in ys:
+            (yi * gy).sum().backward()
+        assert_close(ys[1].detach(), ys[0].detach(), torch.float32, f"{mode} y")
+        assert_close(xs[1].grad, xs[0].grad, torch.float32, f"{mode} grad x")
+        assert_close(as_[1].grad, as_[0].grad, torch.float32, f"{mode} grad a")
