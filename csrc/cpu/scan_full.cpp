@@ -51,8 +51,8 @@ inline void root_to_leaf_full(const Tile<scalar_t>& t, const scalar_t* e, scalar
 
 // Channels-last forward (x and a hold [b, d, v] at b * batch + v * D + d): the rows of D channels
 // are already vertex-major, so the two passes run in place in y over whole rows, with no
-// scratch and no transposes. Tasks split the batch and, when there are more threads than batch
-// elements, the channels.
+// scratch and no transposes. One task per batch element; used when there are at least as many
+// batch elements as threads (splitting a row between threads measured slower than the tiles).
 template <typename scalar_t>
 inline void axpy_row(scalar_t* __restrict up, const scalar_t* __restrict e, const scalar_t* __restrict u, int64_t w) {
   GROOTVL_SIMD
@@ -69,13 +69,9 @@ template <typename scalar_t>
 void full_fwd_rows(const scalar_t* x, const scalar_t* a, scalar_t* y, scalar_t* u, int64_t batch, int64_t channels,
                    int64_t n, const cpu::Layout& lx, const cpu::Layout& la, const cpu::Layout& ly,
                    const cpu::Layout& lu, const std::vector<int64_t>& walk) {
-  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
-  const int64_t splits = std::min<int64_t>((threads + batch - 1) / batch, (channels + 15) / 16);
-  const int64_t width = ((channels + splits - 1) / splits + 15) / 16 * 16;
-  const int64_t chunks = (channels + width - 1) / width;
-  at::parallel_for(0, batch * chunks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / chunks, d0 = (task % chunks) * width, w = std::min(width, channels - d0);
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t d0 = 0, w = channels;
       const scalar_t* xb = x + b * lx.batch + d0;
       const scalar_t* ab = a + b * la.batch + d0;
       scalar_t* yb = y + b * ly.batch + d0;
@@ -116,8 +112,8 @@ Pair scan_full_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& order, co
     const scalar_t* ap = ac.data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
     scalar_t* up = u.data_ptr<scalar_t>();
-    if (rows_layout(lx, channels, n) && rows_layout(la, channels, n) && rows_layout(ly, channels, n) &&
-        rows_layout(lu, channels, n)) {
+    if (batch >= at::get_num_threads() && rows_layout(lx, channels, n) && rows_layout(la, channels, n) &&
+        rows_layout(ly, channels, n) && rows_layout(lu, channels, n)) {
       full_fwd_rows<scalar_t>(xp, ap, yp, up, batch, channels, n, lx, la, ly, lu, walk);
       return;
     }
