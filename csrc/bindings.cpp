@@ -95,6 +95,15 @@ Pair scan_subtree_bwd(const Tensor& g, const Tensor& a, const Tensor& order, con
   return GROOTVL_DISPATCH(g, scan_subtree_bwd, g, a, order, parent, depth, y);
 }
 
+Tensor grid_cosine_weights(const Tensor& feature) {
+  TORCH_CHECK(feature.dim() == 4, "grid_cosine_weights: feature must be (B, D, H, W), got ", feature.sizes());
+  TORCH_CHECK(feature.scalar_type() == at::kFloat, "grid_cosine_weights: feature must be float32, got ",
+              feature.scalar_type());
+  TORCH_CHECK(!feature.is_cuda(), "grid_cosine_weights: CPU tensors only (on CUDA, grootvl_core.ops uses the "
+              "PyTorch formula)");
+  return grid_cosine_weights_cpu(feature);
+}
+
 }  // namespace
 }  // namespace grootvl
 
@@ -102,6 +111,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "grootvl native tree-scan backend (see csrc/tree_scan.h)";
   m.def("mst", &grootvl::mst, "minimum spanning tree (Kruskal order: weight, edge index)");
   m.def("bfs", &grootvl::bfs, "BFS order, parent positions and depths of a spanning tree");
+  m.def("grid_cosine_weights", &grootvl::grid_cosine_weights, "exp(-cosine) weights of the grid edges (CPU)");
   m.def("scan_full_fwd", &grootvl::scan_full_fwd);
   m.def("scan_full_bwd", &grootvl::scan_full_bwd);
   m.def("scan_subtree_fwd", &grootvl::scan_subtree_fwd);

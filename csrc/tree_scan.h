@@ -36,6 +36,10 @@ using Pair = std::tuple<Tensor, Tensor>;
                                  const Tensor& parent, const Tensor& depth, const Tensor& y);
 
 GROOTVL_DECLARE_BACKEND(cpu)
+// feature (B, D, H, W) float32 -> (B, E) float32 exp(-cos) of the grid edges in grid_edges order
+// (vertical edges first, then horizontal, each row-major). CPU only: other devices use the
+// PyTorch formula (reference.py grid_cosine_weights).
+Tensor grid_cosine_weights_cpu(const Tensor& feature);
 #ifdef GROOTVL_WITH_CUDA
 GROOTVL_DECLARE_BACKEND(cuda)
 #endif

@@ -504,3 +504,41 @@ def test_tree_scan_keeps_channels_last_through_autograd(use_native):
         assert_close(ys[1].detach(), ys[0].detach(), torch.float32, f"{mode} y")
         assert_close(xs[1].grad, xs[0].grad, torch.float32, f"{mode} grad x")
         assert_close(as_[1].grad, as_[0].grad, torch.float32, f"{mode} grad a")
+
+
+# ----------------------------------------------------------------------------------------------
+# Grid edge weights
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 160, 56, 56), (2, 17, 7, 9), (3, 5, 1, 7), (2, 1, 9, 1), (1, 4, 1, 1),
+                                   (2, 640, 14, 14)])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_grid_cosine_weights_equal_reference(native, shape, channels_last):
+    g = torch.Generator().manual_seed(sum(shape))
+    f = torch.randn(*shape, generator=g) * 3
+    if shape[1] > 1 and shape[2] > 1:
+        f[0, :, 0, 0] = 0  # a zero vector: its norm is clamped to eps, cos = 0
+        f[-1, :, -1, -1] = 1e-20  # tiny but nonzero
+    if channels_last:
+        f = f.contiguous(memory_format=torch.channels_last)
+    got = native.grid_cosine_weights(f)
+    want = reference.grid_cosine_weights(f)
+    assert got.shape == want.shape == (shape[0], ops.num_grid_edges(*shape[2:]))
+    assert got.dtype == torch.float32 and got.is_contiguous()
+    assert torch.allclose(got, want, rtol=0, atol=2e-6), (got - want).abs().max()
+
+
+def test_grid_cosine_weights_rejects_bad_input(native):
+    with pytest.raises(RuntimeError, match="float32"):
+        native.grid_cosine_weights(torch.randn(1, 3, 4, 4, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match=r"\(B, D, H, W\)"):
+        native.grid_cosine_weights(torch.randn(3, 4, 4))
+
+
+def test_cosine_edge_weights_uses_the_native_kernel_on_cpu(use_native, monkeypatch):
+    calls = []
+    real = use_native.grid_cosine_weights
+    monkeypatch.setattr(use_native, "grid_cosine_weights", lambda f: calls.append(f.shape) or real(f))
+    w = ops.cosine_edge_weights(torch.randn(2, 8, 5, 6, dtype=torch.float64))  # computed in float32
+    assert calls == [(2, 8, 5, 6)] and w.dtype == torch.float32 and w.shape == (2, ops.num_grid_edges(5, 6))
