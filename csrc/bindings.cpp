@@ -104,6 +104,40 @@ Tensor grid_cosine_weights(const Tensor& feature) {
   return grid_cosine_weights_cpu(feature);
 }
 
+Tensor ssm_output(const Tensor& h, const Tensor& u, const Tensor& c, const Tensor& ds,
+                  const c10::optional<Tensor>& h_weight, const c10::optional<Tensor>& h_bias, double h_eps,
+                  const Tensor& o_weight, const Tensor& o_bias, double o_eps, const Tensor& z) {
+  const char* op = "ssm_output";
+  TORCH_CHECK(h.dim() == 3, op, ": h must be (B, L, D), got ", h.sizes());
+  const int64_t d = h.size(2);
+  TORCH_CHECK(h_weight.has_value() == h_bias.has_value(), op, ": give both h_norm weight and bias, or neither");
+  const std::pair<const char*, const Tensor*> rows[] = {{"h", &h}, {"u", &u}, {"z", &z}};
+  for (const auto& kv : rows) {
+    TORCH_CHECK(kv.second->sizes() == h.sizes(), op, ": ", kv.first, " must be ", h.sizes(), ", got ",
+                kv.second->sizes());
+    TORCH_CHECK(kv.second->is_contiguous(), op, ": ", kv.first, " must be contiguous");
+  }
+  TORCH_CHECK(c.dim() == 3 && c.size(0) == h.size(0) && c.size(1) == h.size(1) && c.size(2) == 1, op,
+              ": c must be (B, L, 1), got ", c.sizes());
+  std::vector<std::pair<const char*, const Tensor*>> vecs = {{"ds", &ds}, {"o_weight", &o_weight}, {"o_bias", &o_bias}};
+  if (h_weight.has_value()) {
+    vecs.push_back({"h_weight", &*h_weight});
+    vecs.push_back({"h_bias", &*h_bias});
+  }
+  for (const auto& kv : vecs) {
+    TORCH_CHECK(kv.second->dim() == 1 && kv.second->size(0) == d && kv.second->is_contiguous(), op, ": ", kv.first,
+                " must be a contiguous (", d, ",) vector, got ", kv.second->sizes());
+  }
+  for (const Tensor* t : {&h, &u, &c, &z, &ds, &o_weight, &o_bias}) {
+    TORCH_CHECK(t->scalar_type() == at::kFloat && !t->is_cuda(), op, ": CPU float32 tensors only");
+  }
+  if (h_weight.has_value()) {
+    TORCH_CHECK(h_weight->scalar_type() == at::kFloat && h_bias->scalar_type() == at::kFloat && !h_weight->is_cuda(),
+                op, ": CPU float32 tensors only");
+  }
+  return ssm_output_cpu(h, u, c, ds, h_weight, h_bias, h_eps, o_weight, o_bias, o_eps, z);
+}
+
 }  // namespace
 }  // namespace grootvl
 
@@ -112,6 +146,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mst", &grootvl::mst, "minimum spanning tree (Kruskal order: weight, edge index)");
   m.def("bfs", &grootvl::bfs, "BFS order, parent positions and depths of a spanning tree");
   m.def("grid_cosine_weights", &grootvl::grid_cosine_weights, "exp(-cosine) weights of the grid edges (CPU)");
+  m.def("ssm_output", &grootvl::ssm_output, "TreeSSM output out_norm(h_norm(h) * c + u * ds) * z (CPU, inference)");
   m.def("scan_full_fwd", &grootvl::scan_full_fwd);
   m.def("scan_full_bwd", &grootvl::scan_full_bwd);
   m.def("scan_subtree_fwd", &grootvl::scan_subtree_fwd);

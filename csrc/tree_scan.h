@@ -40,6 +40,11 @@ GROOTVL_DECLARE_BACKEND(cpu)
 // (vertical edges first, then horizontal, each row-major). CPU only: other devices use the
 // PyTorch formula (reference.py grid_cosine_weights).
 Tensor grid_cosine_weights_cpu(const Tensor& feature);
+// TreeSSM output for inference: out_norm(h_norm(h) * c + u * ds) * z over (B, L, D) float32 rows
+// (h, u, z contiguous; c (B, L, 1) any strides; h_norm optional). CPU only.
+Tensor ssm_output_cpu(const Tensor& h, const Tensor& u, const Tensor& c, const Tensor& ds,
+                      const c10::optional<Tensor>& h_weight, const c10::optional<Tensor>& h_bias, double h_eps,
+                      const Tensor& o_weight, const Tensor& o_bias, double o_eps, const Tensor& z);
 #ifdef GROOTVL_WITH_CUDA
 GROOTVL_DECLARE_BACKEND(cuda)
 #endif

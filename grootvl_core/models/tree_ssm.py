@@ -212,13 +212,13 @@ class TreeSSM(nn.Module):
             raise ValueError(f"TreeSSM: the shared tree is for a batch of "
                              f"{tree.order.order.shape[0]} on a {tree.height}x{tree.width} grid, "
                              f"but the input is a batch of {b} on {h}x{w}")
-        y, tree = self._scan(u, tree)                                # (B, L, D) float32
-        y = y.view(b, h, w, -1).to(u.dtype)                          # 15. cast back
-        out = self.dropout(self.out_proj(y * z))                     # 16. gate after out_norm
+        y, tree = self._scan(u, tree, z.reshape(b, h * w, -1))       # 13-16. (B, L, D)
+        out = self.dropout(self.out_proj(y.view(b, h, w, -1)))       # 16.
         return (out, tree) if return_tree else out
 
-    def _scan(self, u: Tensor, tree: SpanningTree | None) -> tuple[Tensor, SpanningTree]:
-        """Steps 5-15 of reference 2.2 in float32; returns ``out_norm(...)`` as ``(B, L, D)``."""
+    def _scan(self, u: Tensor, tree: SpanningTree | None, z: Tensor) -> tuple[Tensor, SpanningTree]:
+        """Steps 5-16 of reference 2.2 (in float32 up to the gate); returns the gated
+        ``out_norm(...) * z`` as ``(B, L, D)`` in ``z``'s dtype."""
         b, d, h, w = u.shape
         r = self.dt_rank
         # NOTE: everything up to the scan runs on (B, L, D) tensors with D innermost: u comes out of
@@ -256,13 +256,9 @@ class TreeSSM(nn.Module):
         with torch.profiler.record_function("grootvl.tree_scan"):
             hs = ops.tree_scan(xin, abar, tree.order, mode)                    # 11-12. (B, D, L)
         hs = hs.transpose(1, 2)                                                # (B, L, D)
-        if self.h_norm is not None:
-            hs = F.layer_norm(hs, (d,), self.h_norm.weight.float(), self.h_norm.bias.float(),
-                              self.h_norm.eps)                                 # 13.
-        y = torch.addcmul(u32 * self.Ds.float(), hs, cs)                       # 14. (B, L, D)
-        y = F.layer_norm(y, (d,), self.out_norm.weight.float(), self.out_norm.bias.float(),
-                         self.out_norm.eps)                                    # 15.
-        return y, tree
+        # 13. h_norm, 14. * C + u * D, 15. out_norm, cast back, 16. gate: one fused CPU pass
+        # for inference (ops.ssm_output), PyTorch's ops otherwise
+        return ops.ssm_output(hs, u32, cs, self.Ds, self.h_norm, self.out_norm, z), tree
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, d_inner={self.d_inner}, d_state={self.d_state}, "

@@ -12,9 +12,10 @@ Conventions (reference-grootvl.md 1.2 to 1.9, design.md "Op API"):
 - ``full``:    ``y_i = sum_j S(i, j) x_j``                (two passes, vision)
 - ``subtree``: ``y_i = sum_{j in subtree(i)} S(i, j) x_j`` (leaf-to-root pass only, language)
 
-Backend interface (the native extension exposes the same seven functions with the same meaning):
+Backend interface (the native extension exposes the same eight functions with the same meaning):
 
     grid_cosine_weights(feature (B,D,H,W) float32) -> (B,E) float32 exp(-cos) per grid edge (native: CPU)
+    ssm_output(h, u, c, ds, h_w, h_b, h_eps, o_w, o_b, o_eps, z) -> TreeSSM output (native: CPU, no autograd)
     mst(edges (B,E,2) int64, weights (B,E) float32, num_vertices) -> (tree (B,V-1,2) int32, ok (B,) bool)
     bfs(tree (B,V-1,2) int, root) -> (order, parent, depth: (B,V) int64, ok (B,) bool)
     scan_full_fwd(x, a, order, parent, depth) -> (y vertex space, u sorted space)
@@ -35,6 +36,7 @@ import torch
 
 __all__ = [
     "grid_cosine_weights",
+    "ssm_output",
     "mst",
     "bfs",
     "scan_full_fwd",
@@ -63,6 +65,20 @@ def grid_cosine_weights(feature: torch.Tensor) -> torch.Tensor:
     horizontal = (n[:, :, :, :-1] * n[:, :, :, 1:]).sum(1)
     cos = torch.cat([vertical.reshape(b, -1), horizontal.reshape(b, -1)], dim=1)
     return torch.exp(-cos)
+
+
+def ssm_output(h: torch.Tensor, u: torch.Tensor, c: torch.Tensor, ds: torch.Tensor, h_weight, h_bias,
+               h_eps: float, o_weight: torch.Tensor, o_bias: torch.Tensor, o_eps: float,
+               z: torch.Tensor) -> torch.Tensor:
+    """GrootV TreeSSM's output (reference 2.2 steps 13-16): ``out_norm(h_norm(h) * c + u * ds) * z``
+    over ``(B, L, D)`` rows, LayerNorms over ``D`` (``h_norm`` skipped when its weight is None);
+    ``h``, ``u``, ``c`` float32, the result cast to ``z``'s dtype before the gate."""
+    d = h.shape[-1]
+    if h_weight is not None:
+        h = torch.nn.functional.layer_norm(h, (d,), h_weight, h_bias, h_eps)
+    y = torch.addcmul(u * ds, h, c)
+    y = torch.nn.functional.layer_norm(y, (d,), o_weight, o_bias, o_eps)
+    return y.to(z.dtype) * z
 
 
 # ----------------------------------------------------------------------------------------------

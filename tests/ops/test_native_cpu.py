@@ -542,3 +542,55 @@ def test_cosine_edge_weights_uses_the_native_kernel_on_cpu(use_native, monkeypat
     monkeypatch.setattr(use_native, "grid_cosine_weights", lambda f: calls.append(f.shape) or real(f))
     w = ops.cosine_edge_weights(torch.randn(2, 8, 5, 6, dtype=torch.float64))  # computed in float32
     assert calls == [(2, 8, 5, 6)] and w.dtype == torch.float32 and w.shape == (2, ops.num_grid_edges(5, 6))
+
+
+# ----------------------------------------------------------------------------------------------
+# TreeSSM output (inference kernel)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("b, n, d", [(1, 3136, 160), (2, 49, 1280), (3, 5, 7), (1, 1, 1), (2, 0, 4)])
+@pytest.mark.parametrize("with_h_norm", [True, False])
+def test_ssm_output_equals_reference(native, b, n, d, with_h_norm):
+    g = torch.Generator().manual_seed(b * 1000 + n + d)
+    h, u, z = (torch.randn(b, n, d, generator=g) * 3 for _ in range(3))
+    c_full = torch.randn(b, n, 4, generator=g)
+    c = c_full[:, :, 2:3]  # a strided (B, L, 1) view, as TreeSSM passes it
+    ds, ow, ob, hw, hb = (torch.randn(d, generator=g) for _ in range(5))
+    args = (hw, hb, 1e-5) if with_h_norm else (None, None, 0.0)
+    got = native.ssm_output(h, u, c, ds, *args, ow, ob, 1e-5, z)
+    want = reference.ssm_output(h, u, c, ds, *args, ow, ob, 1e-5, z)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4), (got - want).abs().max()
+
+
+def test_ssm_output_checks_its_arguments(native):
+    h = torch.randn(1, 4, 8)
+    vec = torch.randn(8)
+    with pytest.raises(RuntimeError, match="u must be"):
+        native.ssm_output(h, torch.randn(1, 4, 7), h[..., :1], vec, None, None, 0.0, vec, vec, 1e-5, h)
+    with pytest.raises(RuntimeError, match="float32"):
+        native.ssm_output(h.double(), h.double(), h[..., :1].double(), vec, None, None, 0.0, vec, vec, 1e-5,
+                          h.double())
+    with pytest.raises(RuntimeError, match="both"):
+        native.ssm_output(h, h, h[..., :1], vec, vec, None, 1e-5, vec, vec, 1e-5, h)
+
+
+def test_tree_ssm_inference_path_equals_training_path(use_native):
+    """TreeSSM under no_grad (fused native output step) equals the autograd path (PyTorch ops)."""
+    from grootvl_core.models.tree_ssm import TreeSSM
+
+    torch.manual_seed(0)
+    for h_norm in (True, False):
+        m = TreeSSM(d_model=24, h_norm=h_norm).eval()
+        with torch.no_grad():  # non-trivial norms
+            m.out_norm.weight.normal_()
+            m.out_norm.bias.normal_()
+        x = torch.randn(2, 9, 11, 24)
+        trained = m(x)  # grad enabled: reference ops
+        with torch.no_grad():
+            fused = m(x)
+        with torch.inference_mode():
+            fused_im = m(x)
+        torch.testing.assert_close(fused, trained.detach(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fused_im, fused)

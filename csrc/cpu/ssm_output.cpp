@@ -1,0 +1,92 @@
+// The end of GrootV's TreeSSM for inference on the CPU, fused into one pass over the pixels
+// (reference-grootvl.md 2.2 steps 13-16; oracle: reference.py `ssm_output`):
+//
+//   out = out_norm(h_norm(h) * c + u * Ds) * z          (each norm a LayerNorm over the D channels)
+//
+// PyTorch runs this as six passes over (B, L, D) tensors with a temporary per step; here each
+// pixel's row of D channels is read once and written once.
+#include "tree_scan.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <vector>
+
+#if defined(_OPENMP)
+#define GROOTVL_SIMD_ROW _Pragma("omp simd")
+#define GROOTVL_SIMD_SUM_S _Pragma("omp simd reduction(+ : s)")
+#define GROOTVL_SIMD_SUM_Q _Pragma("omp simd reduction(+ : q)")
+#else
+#define GROOTVL_SIMD_ROW
+#define GROOTVL_SIMD_SUM_S
+#define GROOTVL_SIMD_SUM_Q
+#endif
+
+namespace grootvl {
+namespace {
+
+// mean and 1 / sqrt(biased variance + eps) of one row, two passes (as stable as PyTorch's)
+inline void row_stats(const float* __restrict x, int64_t d, float eps, float& mean, float& rstd) {
+  float s = 0.f;
+  GROOTVL_SIMD_SUM_S
+  for (int64_t k = 0; k < d; ++k) s += x[k];
+  mean = s / static_cast<float>(d);
+  float q = 0.f;
+  GROOTVL_SIMD_SUM_Q
+  for (int64_t k = 0; k < d; ++k) {
+    const float t = x[k] - mean;
+    q += t * t;
+  }
+  rstd = 1.f / std::sqrt(q / static_cast<float>(d) + eps);
+}
+
+}  // namespace
+
+Tensor ssm_output_cpu(const Tensor& h, const Tensor& u, const Tensor& c, const Tensor& ds,
+                      const c10::optional<Tensor>& h_weight, const c10::optional<Tensor>& h_bias, double h_eps,
+                      const Tensor& o_weight, const Tensor& o_bias, double o_eps, const Tensor& z) {
+  const int64_t batch = h.size(0), n = h.size(1), d = h.size(2);
+  Tensor out = at::empty({batch, n, d}, h.options());
+  if (out.numel() == 0) return out;
+  const float* hp = h.data_ptr<float>();
+  const float* up = u.data_ptr<float>();
+  const float* cp = c.data_ptr<float>();
+  const float* dsp = ds.data_ptr<float>();
+  const float* hw = h_weight.has_value() ? h_weight->data_ptr<float>() : nullptr;
+  const float* hb = h_bias.has_value() ? h_bias->data_ptr<float>() : nullptr;
+  const float* ow = o_weight.data_ptr<float>();
+  const float* ob = o_bias.data_ptr<float>();
+  const float* zp = z.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const int64_t c_b = c.stride(0), c_l = c.stride(1);
+  const float he = static_cast<float>(h_eps), oe = static_cast<float>(o_eps);
+  const int64_t grain = std::max<int64_t>(1, 16384 / d);
+  at::parallel_for(0, batch * n, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> row(d);
+    float* y = row.data();
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / n, l = r % n;
+      const float* hr = hp + r * d;
+      const float* ur = up + r * d;
+      const float* zr = zp + r * d;
+      float* orow = op + r * d;
+      const float cv = cp[b * c_b + l * c_l];
+      if (hw != nullptr) {
+        float mean, rstd;
+        row_stats(hr, d, he, mean, rstd);
+        GROOTVL_SIMD_ROW
+        for (int64_t k = 0; k < d; ++k) y[k] = ((hr[k] - mean) * rstd * hw[k] + hb[k]) * cv + ur[k] * dsp[k];
+      } else {
+        GROOTVL_SIMD_ROW
+        for (int64_t k = 0; k < d; ++k) y[k] = hr[k] * cv + ur[k] * dsp[k];
+      }
+      float mean, rstd;
+      row_stats(y, d, oe, mean, rstd);
+      GROOTVL_SIMD_ROW
+      for (int64_t k = 0; k < d; ++k) orow[k] = ((y[k] - mean) * rstd * ow[k] + ob[k]) * zr[k];
+    }
+  });
+  return out;
+}
+
+}  // namespace grootvl
