@@ -1,10 +1,12 @@
-"""Load test of the demo on loopback: many gradio clients hammering one endpoint at once.
+"""Load test of the demo on loopback: many clients hammering one endpoint at once.
 
 Starts the demo itself (``python app.py --host 127.0.0.1 --port <free> --concurrency C`` from the
 repository root, with ``HF_HUB_OFFLINE=1`` and ``GRADIO_ANALYTICS_ENABLED=False`` added to the
 inherited environment; stopped at the end, also on errors and Ctrl-C), or attaches to a running one
-with ``--url``. Then ``--clients`` threads, each with its own ``gradio_client.Client``, send
-``--requests`` requests each to one endpoint:
+with ``--url``. Then ``--clients`` threads, each with its own client (``--client rest``, the default:
+:class:`gradio_rest.RestClient`, plain HTTP on Gradio's REST API, a few ms of CPU per request;
+``--client gradio``: ``gradio_client.Client``, far heavier, which on one small machine competes
+with the server for the cores), send ``--requests`` requests each to one endpoint:
 
 * ``--task classify``: ``/classify`` with the bundled ``grootv-nano-fmnist`` on the Fashion-MNIST
   example images in ``assets/fashion`` (cycling);
