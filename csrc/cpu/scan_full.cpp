@@ -71,11 +71,11 @@ void full_fwd_rows(const scalar_t* x, const scalar_t* a, scalar_t* y, scalar_t* 
                    const cpu::Layout& lu, const std::vector<int64_t>& walk) {
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
-      const int64_t d0 = 0, w = channels;
-      const scalar_t* xb = x + b * lx.batch + d0;
-      const scalar_t* ab = a + b * la.batch + d0;
-      scalar_t* yb = y + b * ly.batch + d0;
-      scalar_t* ub = u + b * lu.batch + d0;
+      const int64_t w = channels;
+      const scalar_t* xb = x + b * lx.batch;
+      const scalar_t* ab = a + b * la.batch;
+      scalar_t* yb = y + b * ly.batch;
+      scalar_t* ub = u + b * lu.batch;
       const int64_t* wk = walk.data() + 2 * b * n;
       const size_t bytes = static_cast<size_t>(w) * sizeof(scalar_t);
       for (int64_t v = 0; v < n; ++v) std::memcpy(yb + v * ly.vert, xb + v * lx.vert, bytes);
