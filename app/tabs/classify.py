@@ -40,19 +40,21 @@ def classify_batch(cache: ModelCache, images: list, model_names: list[str]) -> t
     n = len(images)
     labels: list = [None] * n
     notes = [""] * n
+    models: dict = {}  # name -> the LoadedModel its requests run on
     todo: dict[str, list[tuple[int, torch.Tensor, str]]] = {}
     for i, (image, name) in enumerate(zip(images, model_names)):
         try:
             if not name:
                 raise ValueError("no model given: pick one of the zoo's classification models")
             pil, note = load_user_image(image)
-            clf = cache.get(name, "classification").predictor
-            todo.setdefault(name, []).append((i, clf.to_tensor(pil), note))
+            if name not in models:
+                models[name] = cache.get(name, "classification")
+            todo.setdefault(name, []).append((i, models[name].predictor.to_tensor(pil), note))
         except Exception as exc:  # noqa: BLE001 - this request's message, not the batch's failure
             notes[i] = "**Cannot classify this input.** " + failure_message("classify", exc)[0]
     for name, items in todo.items():
         try:
-            loaded = cache.get(name, "classification")
+            loaded = models[name]
             clf = loaded.predictor
             start = time.perf_counter()
             with loaded.lock:  # not while another request records this model's trees
