@@ -106,7 +106,7 @@ Tensor grid_cosine_weights(const Tensor& feature) {
 
 Tensor ssm_output(const Tensor& h, const Tensor& u, const Tensor& c, const Tensor& ds,
                   const c10::optional<Tensor>& h_weight, const c10::optional<Tensor>& h_bias, double h_eps,
-                  const Tensor& o_weight, const Tensor& o_bias, double o_eps, const Tensor& z) {
+                  const Tensor& o_weight, const Tensor& o_bias, double o_eps, const Tensor& z, bool silu_gate) {
   const char* op = "ssm_output";
   TORCH_CHECK(h.dim() == 3, op, ": h must be (B, L, D), got ", h.sizes());
   const int64_t d = h.size(2);
@@ -115,8 +115,10 @@ Tensor ssm_output(const Tensor& h, const Tensor& u, const Tensor& c, const Tenso
   for (const auto& kv : rows) {
     TORCH_CHECK(kv.second->sizes() == h.sizes(), op, ": ", kv.first, " must be ", h.sizes(), ", got ",
                 kv.second->sizes());
-    TORCH_CHECK(kv.second->is_contiguous(), op, ": ", kv.first, " must be contiguous");
   }
+  TORCH_CHECK(h.is_contiguous() && u.is_contiguous(), op, ": h and u must be contiguous");
+  TORCH_CHECK(z.stride(2) == 1 || d == 1, op, ": z's rows must be contiguous (stride 1 over D), got strides ",
+              z.strides());
   TORCH_CHECK(c.dim() == 3 && c.size(0) == h.size(0) && c.size(1) == h.size(1) && c.size(2) == 1, op,
               ": c must be (B, L, 1), got ", c.sizes());
   std::vector<std::pair<const char*, const Tensor*>> vecs = {{"ds", &ds}, {"o_weight", &o_weight}, {"o_bias", &o_bias}};
@@ -135,7 +137,25 @@ Tensor ssm_output(const Tensor& h, const Tensor& u, const Tensor& c, const Tenso
     TORCH_CHECK(h_weight->scalar_type() == at::kFloat && h_bias->scalar_type() == at::kFloat && !h_weight->is_cuda(),
                 op, ": CPU float32 tensors only");
   }
-  return ssm_output_cpu(h, u, c, ds, h_weight, h_bias, h_eps, o_weight, o_bias, o_eps, z);
+  return ssm_output_cpu(h, u, c, ds, h_weight, h_bias, h_eps, o_weight, o_bias, o_eps, z, silu_gate);
+}
+
+Pair ssm_discretize(const Tensor& dt, const Tensor& bias, const Tensor& a, const Tensor& b, const Tensor& u) {
+  const char* op = "ssm_discretize";
+  TORCH_CHECK(dt.dim() == 3, op, ": dt must be (B, L, D), got ", dt.sizes());
+  const int64_t d = dt.size(2);
+  TORCH_CHECK(u.sizes() == dt.sizes(), op, ": u must be ", dt.sizes(), ", got ", u.sizes());
+  TORCH_CHECK(dt.is_contiguous() && u.is_contiguous(), op, ": dt and u must be contiguous");
+  TORCH_CHECK(b.dim() == 3 && b.size(0) == dt.size(0) && b.size(1) == dt.size(1) && b.size(2) == 1, op,
+              ": b must be (B, L, 1), got ", b.sizes());
+  for (const auto& kv : {std::pair<const char*, const Tensor*>{"bias", &bias}, {"a", &a}}) {
+    TORCH_CHECK(kv.second->dim() == 1 && kv.second->size(0) == d && kv.second->is_contiguous(), op, ": ", kv.first,
+                " must be a contiguous (", d, ",) vector, got ", kv.second->sizes());
+  }
+  for (const Tensor* t : {&dt, &bias, &a, &b, &u}) {
+    TORCH_CHECK(t->scalar_type() == at::kFloat && !t->is_cuda(), op, ": CPU float32 tensors only");
+  }
+  return ssm_discretize_cpu(dt, bias, a, b, u);
 }
 
 }  // namespace
@@ -146,7 +166,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mst", &grootvl::mst, "minimum spanning tree (Kruskal order: weight, edge index)");
   m.def("bfs", &grootvl::bfs, "BFS order, parent positions and depths of a spanning tree");
   m.def("grid_cosine_weights", &grootvl::grid_cosine_weights, "exp(-cosine) weights of the grid edges (CPU)");
-  m.def("ssm_output", &grootvl::ssm_output, "TreeSSM output out_norm(h_norm(h) * c + u * ds) * z (CPU, inference)");
+  m.def("ssm_discretize", &grootvl::ssm_discretize,
+        "TreeSSM discretisation (exp(softplus(dt + bias) a), softplus(dt + bias) b u) (CPU, inference)");
+  m.def("ssm_output", &grootvl::ssm_output, "TreeSSM output out_norm(h_norm(h) * c + u * ds) * (silu(z) if silu_gate else z) (CPU, inference)",
+        py::arg("h"), py::arg("u"), py::arg("c"), py::arg("ds"), py::arg("h_weight"), py::arg("h_bias"),
+        py::arg("h_eps"), py::arg("o_weight"), py::arg("o_bias"), py::arg("o_eps"), py::arg("z"),
+        py::arg("silu_gate") = false);
   m.def("scan_full_fwd", &grootvl::scan_full_fwd);
   m.def("scan_full_bwd", &grootvl::scan_full_bwd);
   m.def("scan_subtree_fwd", &grootvl::scan_subtree_fwd);

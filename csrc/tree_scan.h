@@ -40,11 +40,17 @@ GROOTVL_DECLARE_BACKEND(cpu)
 // (vertical edges first, then horizontal, each row-major). CPU only: other devices use the
 // PyTorch formula (reference.py grid_cosine_weights).
 Tensor grid_cosine_weights_cpu(const Tensor& feature);
-// TreeSSM output for inference: out_norm(h_norm(h) * c + u * ds) * z over (B, L, D) float32 rows
-// (h, u, z contiguous; c (B, L, 1) any strides; h_norm optional). CPU only.
+// TreeSSM output for inference: out_norm(h_norm(h) * c + u * ds) * g over (B, L, D) float32 rows,
+// g = silu(z) if silu_gate else z (h, u contiguous; z with contiguous rows (stride(2) == 1); c
+// (B, L, 1) any strides; h_norm optional).
+// CPU only.
 Tensor ssm_output_cpu(const Tensor& h, const Tensor& u, const Tensor& c, const Tensor& ds,
                       const c10::optional<Tensor>& h_weight, const c10::optional<Tensor>& h_bias, double h_eps,
-                      const Tensor& o_weight, const Tensor& o_bias, double o_eps, const Tensor& z);
+                      const Tensor& o_weight, const Tensor& o_bias, double o_eps, const Tensor& z, bool silu_gate);
+// TreeSSM discretisation for inference: delta = softplus(dt + bias) (PyTorch's, threshold 20),
+// returns (abar = exp(delta * a), xin = delta * b * u), each (B, L, D) float32 (dt, u contiguous
+// (B, L, D); bias, a (D,); b (B, L, 1) any strides). CPU only.
+Pair ssm_discretize_cpu(const Tensor& dt, const Tensor& bias, const Tensor& a, const Tensor& b, const Tensor& u);
 #ifdef GROOTVL_WITH_CUDA
 GROOTVL_DECLARE_BACKEND(cuda)
 #endif

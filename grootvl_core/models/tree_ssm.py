@@ -201,7 +201,7 @@ class TreeSSM(nn.Module):
         # fmt: off
         xz = self.in_proj(x)                                         # (B, H, W, 2D)
         xs, z = xz.chunk(2, dim=-1)                                  # (B, H, W, D) each
-        z = self.act(z)                                              # 3. gate
+        # 3. the gate's SiLU is applied by ops.ssm_output, in its fused pass on the CPU
         # NOTE: the permuted view is NCHW in channels_last memory; oneDNN's depthwise conv runs
         # ~2x faster on it than on a contiguous copy, and u stays channels-innermost (cheap
         # cosine weights and (B, L, D) views below).
@@ -218,7 +218,8 @@ class TreeSSM(nn.Module):
 
     def _scan(self, u: Tensor, tree: SpanningTree | None, z: Tensor) -> tuple[Tensor, SpanningTree]:
         """Steps 5-16 of reference 2.2 (in float32 up to the gate); returns the gated
-        ``out_norm(...) * z`` as ``(B, L, D)`` in ``z``'s dtype."""
+        ``out_norm(...) * act(z)`` as ``(B, L, D)`` in ``z``'s dtype (``z`` before the gate's
+        activation)."""
         b, d, h, w = u.shape
         r = self.dt_rank
         # NOTE: everything up to the scan runs on (B, L, D) tensors with D innermost: u comes out of
@@ -233,13 +234,14 @@ class TreeSSM(nn.Module):
         # 5. the published code forces float32 here whatever the argument (quirk 6.1)
         u32 = u_t.float()
         bs, cs = bs.float(), cs.float()                                        # (B, L, 1)
-        delta = F.softplus(dts.float() + self.dt_projs_bias.float())           # 7. (B, L, D)
-        a_cont = -torch.exp(self.A_logs.float()).view(1, 1, d)                 # 8.
+        a_cont = -torch.exp(self.A_logs.float()).view(d)                       # 8.
+        # 7. delta = softplus(dt + bias), Abar = exp(delta A), 9. x = delta B u: one fused CPU
+        # pass for inference (ops.ssm_discretize), PyTorch's ops otherwise
+        abar, xin = ops.ssm_discretize(dts.float(), self.dt_projs_bias.float().view(d), a_cont, bs, u32)
         # NOTE: Abar stays in VERTEX order; tree_scan takes it so (the published code gathers)
         # (B, D, L) views of (B, L, D) memory: the CPU scan reads them in place (other backends
         # get contiguous copies from tree_scan)
-        abar = torch.exp(delta * a_cont).transpose(1, 2)                       # (B, D, L)
-        xin = (delta * bs * u32).transpose(1, 2)                               # 9. (B, D, L)
+        abar, xin = abar.transpose(1, 2), xin.transpose(1, 2)                  # (B, D, L)
         # fmt: on
         if self.scan_order == "raster":
             # chain parent(v) = v + 1 rooted at the last pixel; edge (v, v+1) carries Abar_{v+1}
@@ -258,7 +260,9 @@ class TreeSSM(nn.Module):
         hs = hs.transpose(1, 2)                                                # (B, L, D)
         # 13. h_norm, 14. * C + u * D, 15. out_norm, cast back, 16. gate: one fused CPU pass
         # for inference (ops.ssm_output), PyTorch's ops otherwise
-        return ops.ssm_output(hs, u32, cs, self.Ds, self.h_norm, self.out_norm, z), tree
+        if isinstance(self.act, nn.SiLU):
+            return ops.ssm_output(hs, u32, cs, self.Ds, self.h_norm, self.out_norm, z, silu_gate=True), tree
+        return ops.ssm_output(hs, u32, cs, self.Ds, self.h_norm, self.out_norm, self.act(z)), tree
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, d_inner={self.d_inner}, d_state={self.d_state}, "

@@ -11,6 +11,7 @@ implementation runs (``GROOTVL_OPS=reference|native`` forces one).
 
 from .backend import backend
 from .graph import cosine_edge_weights, grid_edges, num_grid_edges
+from .ssm_discretize import ssm_discretize
 from .ssm_output import ssm_output
 from .spanning_tree import TreeOrder, bfs, bfs_ref, minimum_spanning_tree, minimum_spanning_tree_ref
 from .tree_scan import tree_scan, tree_scan_ref
@@ -25,6 +26,7 @@ __all__ = [
     "minimum_spanning_tree",
     "minimum_spanning_tree_ref",
     "num_grid_edges",
+    "ssm_discretize",
     "ssm_output",
     "tree_scan",
     "tree_scan_ref",

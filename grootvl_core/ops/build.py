@@ -84,7 +84,10 @@ def build_native(cuda: bool = False, verbose: bool = False):
     src = csrc_dir()
     sources = [str(src / "bindings.cpp")] + sorted(glob.glob(str(src / "cpu" / "*.cpp")))
     omp_c, omp_l = _openmp_flags()
-    cflags = ["-O3"] + omp_c
+    # -fno-trapping-math: without it GCC keeps every loop with a floating-point `?:` scalar (a
+    # compare might raise an FP exception flag, which nothing here reads); the fused elementwise
+    # kernels rely on those loops vectorising (csrc/cpu/vec_math.h)
+    cflags = ["-O3", "-fno-trapping-math"] + omp_c
     include = [str(src)]
     kwargs = {}
     name = "grootvl_native"

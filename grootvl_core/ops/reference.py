@@ -36,6 +36,7 @@ import torch
 
 __all__ = [
     "grid_cosine_weights",
+    "ssm_discretize",
     "ssm_output",
     "mst",
     "bfs",
@@ -67,18 +68,28 @@ def grid_cosine_weights(feature: torch.Tensor) -> torch.Tensor:
     return torch.exp(-cos)
 
 
+def ssm_discretize(dt: torch.Tensor, bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                   u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """GrootV TreeSSM's discretisation (reference 2.2 steps 7-9) over ``(B, L, D)`` rows:
+    ``delta = softplus(dt + bias)``, returns ``(exp(delta * a), delta * b * u)``; ``a`` is the
+    continuous ``A = -exp(A_logs)`` per channel, ``b`` the per-pixel ``B`` as ``(B, L, 1)``."""
+    delta = torch.nn.functional.softplus(dt + bias)
+    return torch.exp(delta * a), delta * b * u
+
+
 def ssm_output(h: torch.Tensor, u: torch.Tensor, c: torch.Tensor, ds: torch.Tensor, h_weight, h_bias,
                h_eps: float, o_weight: torch.Tensor, o_bias: torch.Tensor, o_eps: float,
-               z: torch.Tensor) -> torch.Tensor:
-    """GrootV TreeSSM's output (reference 2.2 steps 13-16): ``out_norm(h_norm(h) * c + u * ds) * z``
-    over ``(B, L, D)`` rows, LayerNorms over ``D`` (``h_norm`` skipped when its weight is None);
-    ``h``, ``u``, ``c`` float32, the result cast to ``z``'s dtype before the gate."""
+               z: torch.Tensor, silu_gate: bool = False) -> torch.Tensor:
+    """GrootV TreeSSM's output (reference 2.2 steps 3, 13-16): ``out_norm(h_norm(h) * c + u * ds) * g``
+    over ``(B, L, D)`` rows, LayerNorms over ``D`` (``h_norm`` skipped when its weight is None),
+    gate ``g = silu(z)`` if ``silu_gate`` else ``z``; ``h``, ``u``, ``c`` float32, the result cast
+    to ``z``'s dtype before the gate."""
     d = h.shape[-1]
     if h_weight is not None:
         h = torch.nn.functional.layer_norm(h, (d,), h_weight, h_bias, h_eps)
     y = torch.addcmul(u * ds, h, c)
     y = torch.nn.functional.layer_norm(y, (d,), o_weight, o_bias, o_eps)
-    return y.to(z.dtype) * z
+    return y.to(z.dtype) * (torch.nn.functional.silu(z) if silu_gate else z)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""GrootV TreeSSM's output step, ``out_norm(h_norm(h) * c + u * Ds) * z`` (reference 2.2 steps
-13-16): one fused pass per pixel in the native CPU kernel for inference, PyTorch's ops
+"""GrootV TreeSSM's output step, ``out_norm(h_norm(h) * c + u * Ds) * silu(z)`` (reference 2.2
+steps 3, 13-16): one fused pass per pixel in the native CPU kernel for inference, PyTorch's ops
 (:func:`grootvl_core.ops.reference.ssm_output`, the oracle) when autograd needs the graph, on other
 devices, for other dtypes, or without a native build."""
 
@@ -15,8 +15,8 @@ __all__ = ["ssm_output"]
 
 
 def ssm_output(h: Tensor, u: Tensor, c: Tensor, ds: Tensor, h_norm: nn.LayerNorm | None,
-               out_norm: nn.LayerNorm, z: Tensor) -> Tensor:
-    """``out_norm(h_norm(h) * c + u * ds) * z``.
+               out_norm: nn.LayerNorm, z: Tensor, *, silu_gate: bool = False) -> Tensor:
+    """``out_norm(h_norm(h) * c + u * ds) * g`` with ``g = silu(z)`` if ``silu_gate`` else ``z``.
 
     Args:
         h: ``(B, L, D)`` float32 scan output (``h_norm`` is applied to it unless None).
@@ -24,7 +24,8 @@ def ssm_output(h: Tensor, u: Tensor, c: Tensor, ds: Tensor, h_norm: nn.LayerNorm
         c: ``(B, L, 1)`` float32 per-pixel ``C``.
         ds: ``(D,)`` skip weights.
         h_norm, out_norm: the LayerNorms over ``D`` (computed in float32).
-        z: ``(B, L, D)`` gate; the result has its dtype.
+        z: ``(B, L, D)`` gate (before the SiLU when ``silu_gate``); the result has its dtype.
+        silu_gate: apply SiLU to ``z`` here (fused into the same pass on the CPU).
 
     Returns:
         ``(B, L, D)``.
@@ -41,5 +42,6 @@ def ssm_output(h: Tensor, u: Tensor, c: Tensor, ds: Tensor, h_norm: nn.LayerNorm
         impl = implementation(h.device)
         if impl is not reference:
             return impl.ssm_output(h.contiguous(), u.contiguous(), c, dsf.contiguous(), hw, hb, h_eps,
-                                   ow.contiguous(), ob.contiguous(), out_norm.eps, z.contiguous())
-    return reference.ssm_output(h, u, c, dsf, hw, hb, h_eps, ow, ob, out_norm.eps, z)
+                                   ow.contiguous(), ob.contiguous(), out_norm.eps,
+                                   z if z.stride(-1) == 1 else z.contiguous(), silu_gate)
+    return reference.ssm_output(h, u, c, dsf, hw, hb, h_eps, ow, ob, out_norm.eps, z, silu_gate)

@@ -551,15 +551,20 @@ def test_cosine_edge_weights_uses_the_native_kernel_on_cpu(use_native, monkeypat
 
 @pytest.mark.parametrize("b, n, d", [(1, 3136, 160), (2, 49, 1280), (3, 5, 7), (1, 1, 1), (2, 0, 4)])
 @pytest.mark.parametrize("with_h_norm", [True, False])
-def test_ssm_output_equals_reference(native, b, n, d, with_h_norm):
+@pytest.mark.parametrize("silu_gate", [True, False])
+def test_ssm_output_equals_reference(native, b, n, d, with_h_norm, silu_gate):
     g = torch.Generator().manual_seed(b * 1000 + n + d)
-    h, u, z = (torch.randn(b, n, d, generator=g) * 3 for _ in range(3))
+    h, u = (torch.randn(b, n, d, generator=g) * 3 for _ in range(2))
+    # z as TreeSSM passes it: the second half of in_proj's (B, L, 2D) output (strided rows)
+    z = (torch.randn(b, n, 2 * d, generator=g) * 3)[:, :, d:]
+    z[..., :1] = 95.0  # exp(-z) underflows and ...
+    z[..., -1:] = -95.0  # ... overflows in the silu gate
     c_full = torch.randn(b, n, 4, generator=g)
     c = c_full[:, :, 2:3]  # a strided (B, L, 1) view, as TreeSSM passes it
     ds, ow, ob, hw, hb = (torch.randn(d, generator=g) for _ in range(5))
     args = (hw, hb, 1e-5) if with_h_norm else (None, None, 0.0)
-    got = native.ssm_output(h, u, c, ds, *args, ow, ob, 1e-5, z)
-    want = reference.ssm_output(h, u, c, ds, *args, ow, ob, 1e-5, z)
+    got = native.ssm_output(h, u, c, ds, *args, ow, ob, 1e-5, z, silu_gate)
+    want = reference.ssm_output(h, u, c, ds, *args, ow, ob, 1e-5, z, silu_gate)
     assert got.shape == want.shape
     assert torch.allclose(got, want, rtol=1e-4, atol=1e-4), (got - want).abs().max()
 
@@ -574,6 +579,61 @@ def test_ssm_output_checks_its_arguments(native):
                           h.double())
     with pytest.raises(RuntimeError, match="both"):
         native.ssm_output(h, h, h[..., :1], vec, vec, None, 1e-5, vec, vec, 1e-5, h)
+    with pytest.raises(RuntimeError, match="z's rows must be contiguous"):
+        native.ssm_output(h, h, h[..., :1], vec, None, None, 0.0, vec, vec, 1e-5, torch.randn(1, 4, 16)[..., ::2])
+    with pytest.raises(RuntimeError, match="h and u must be contiguous"):
+        native.ssm_output(torch.randn(1, 4, 16)[..., ::2], h, h[..., :1], vec, None, None, 0.0, vec, vec, 1e-5, h)
+
+
+@pytest.mark.parametrize("b, n, d", [(1, 3136, 160), (2, 49, 1280), (3, 5, 7), (1, 1, 1), (2, 0, 4), (1, 3, 33)])
+def test_ssm_discretize_equals_reference(native, b, n, d):
+    g = torch.Generator().manual_seed(b * 1000 + n + d)
+    dt, u = torch.randn(b, n, d, generator=g) * 4, torch.randn(b, n, d, generator=g)
+    bias = torch.randn(d, generator=g)
+    a = -torch.exp(torch.randn(d, generator=g) * 2)  # -exp(A_logs): 0.02 .. 50 in magnitude
+    b_full = torch.randn(b, n, 3, generator=g)
+    bs = b_full[:, :, 1:2]  # a strided (B, L, 1) view, as TreeSSM passes it
+    got = native.ssm_discretize(dt, bias, a, bs, u)
+    want = reference.ssm_discretize(dt, bias, a, bs, u)
+    for x, y in zip(got, want):
+        assert x.shape == y.shape and x.dtype == torch.float32
+        torch.testing.assert_close(x, y, rtol=2e-5, atol=1e-7)
+
+
+def test_ssm_discretize_softplus_and_exp_over_their_range(native):
+    """The kernel's own exp / softplus (csrc/cpu/vec_math.h) against PyTorch's over [-120, 120]
+    and the special values: with a = -1, b = u = 1 the outputs are exp(-softplus(x)) and softplus(x)."""
+    x = torch.cat([torch.linspace(-120, 120, 240_001),
+                   torch.tensor([0.0, -0.0, 20.0, 19.9999, 20.0001, 1e-30, -1e-30, 88.0, -87.0])])
+    x = torch.cat([x, torch.tensor([float("inf"), -float("inf"), float("nan")])])
+    n = x.numel()
+    ones = torch.ones(1, n, 1)
+    abar, sp = native.ssm_discretize(x.view(1, n, 1), torch.zeros(1), -torch.ones(1), ones, ones)
+    sp, abar = sp.flatten(), abar.flatten()
+    want_sp = torch.nn.functional.softplus(x)
+    assert sp[-3] == math.inf and sp[-2] == 0.0 and math.isnan(sp[-1]) and math.isnan(abar[-1])
+    finite = torch.isfinite(x)
+    # float32 turns denormal below ~1.2e-38: there the kernel's exp flushes to 0 (absolute error
+    # below 1.2e-38); everywhere else it is within a few ulp
+    torch.testing.assert_close(sp[finite], want_sp[finite], rtol=5e-7, atol=1.2e-38)
+    want_abar = torch.exp(-want_sp)
+    # exp(-s) amplifies s's rounding by |s| (up to 120 here): relative 120 * 6e-8
+    torch.testing.assert_close(abar[finite], want_abar[finite], rtol=1e-5, atol=1.2e-38)
+
+
+def test_ssm_discretize_checks_its_arguments(native):
+    dt = torch.randn(1, 4, 8)
+    vec = torch.randn(8)
+    with pytest.raises(RuntimeError, match="u must be"):
+        native.ssm_discretize(dt, vec, vec, dt[..., :1], torch.randn(1, 4, 7))
+    with pytest.raises(RuntimeError, match="b must be"):
+        native.ssm_discretize(dt, vec, vec, dt[..., :2], dt)
+    with pytest.raises(RuntimeError, match="bias must be"):
+        native.ssm_discretize(dt, torch.randn(7), vec, dt[..., :1], dt)
+    with pytest.raises(RuntimeError, match="float32"):
+        native.ssm_discretize(dt.double(), vec.double(), vec.double(), dt[..., :1].double(), dt.double())
+    with pytest.raises(RuntimeError, match="contiguous"):
+        native.ssm_discretize(torch.randn(1, 4, 16)[..., ::2], vec, vec, dt[..., :1], dt)
 
 
 def test_tree_ssm_inference_path_equals_training_path(use_native):
