@@ -16,7 +16,7 @@ import torch
 
 from .fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 
-__all__ = ["SCENE_CLASSES", "SCENE_PALETTE", "make_scene", "FashionScenes"]
+__all__ = ["SCENE_CLASSES", "SCENE_PALETTE", "make_scene", "make_garment_view", "FashionScenes"]
 
 SCENE_CLASSES = ("background",) + FASHION_MNIST_CLASSES
 SCENE_PALETTE = (
@@ -81,6 +81,60 @@ def make_scene(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
         region[sil] = item[sil]
         mask[top:top + side, left:left + side][sil] = labels[idx] + 1
     return np.round(canvas).astype(np.uint8), mask, items
+
+
+def _paste(canvas: np.ndarray, item: np.ndarray, top: int, left: int) -> np.ndarray:
+    """Paste ``item``'s silhouette onto ``canvas`` at ``(top, left)`` (clipped to the canvas);
+    returns the pasted region as a boolean canvas-sized mask."""
+    h, w = canvas.shape
+    side = item.shape[0]
+    y0, x0, y1, x1 = max(top, 0), max(left, 0), min(top + side, h), min(left + side, w)
+    out = np.zeros((h, w), dtype=bool)
+    if y1 <= y0 or x1 <= x0:
+        return out
+    sil = silhouette(item)[y0 - top:y1 - top, x0 - left:x1 - left]
+    canvas[y0:y1, x0:x1][sil] = item[y0 - top:y1 - top, x0 - left:x1 - left][sil]
+    out[y0:y1, x0:x1] = sil
+    return out
+
+
+def make_garment_view(images: np.ndarray, idx: int, rng: np.random.Generator, size: int = 48,
+                      max_others: int = 2, min_visible: float = 0.5) -> np.ndarray:
+    """One garment as it looks inside a scene, for classifier pretraining: pool item ``idx`` at a
+    scene's scale jitter (0.9x to 2x, capped by ``size``), centred (up to a quarter of the free space off) on a ``size``-pixel
+    canvas with the scenes' textured background, and up to ``max_others`` other pool garments
+    behind or partly over it (an occluder is dropped when it would hide more than
+    ``1 - min_visible`` of the garment). The label is the garment's class.
+
+    Returns:
+        uint8 ``(size, size)``.
+    """
+    import cv2
+
+    canvas = _background(rng, size)
+    side = int(round(28 * rng.uniform(0.9, min(2.0, size / 28))))
+    item = cv2.resize(images[idx], (side, side), interpolation=cv2.INTER_LINEAR)
+    slack = size - side
+    top, left = (slack // 2 + int(v) for v in rng.integers(-(slack // 4), slack // 4 + 1, 2))
+    others = rng.integers(0, len(images), int(rng.integers(0, max_others + 1))).tolist()
+    above = []
+    for other in others:  # garments behind the target first
+        o_side = int(round(28 * rng.uniform(0.9, min(2.0, size / 28))))
+        o_item = cv2.resize(images[other], (o_side, o_side), interpolation=cv2.INTER_LINEAR)
+        o_top, o_left = (int(v) for v in rng.integers(-o_side // 2, size - o_side // 2, 2))
+        if rng.random() < 0.5:
+            _paste(canvas, o_item, o_top, o_left)
+        else:
+            above.append((o_item, o_top, o_left))
+    target = _paste(canvas, item, top, left)
+    visible = target.copy()
+    area = max(int(target.sum()), 1)
+    for o_item, o_top, o_left in above:
+        trial = canvas.copy()
+        covered = _paste(trial, o_item, o_top, o_left)
+        if (visible & ~covered).sum() >= min_visible * area:
+            canvas, visible = trial, visible & ~covered
+    return np.round(canvas).astype(np.uint8)
 
 
 class FashionScenes(torch.utils.data.Dataset):

@@ -35,12 +35,18 @@ class ClassifierRecipe:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=8000, lr=3e-3, warmup_steps=200,
                                                                    eval_every=1000, checkpoint_every=500))
     eval_subset: int = 2000  # periodic evaluation on the first N test images; the end uses all
+    # "shift": the 28x28 items shifted and flipped (the bundled classifier); "scene": each item as it
+    # looks inside a segmentation scene (data.scenes.make_garment_view at input_size: scale jitter,
+    # textured background, other garments behind or over it), to pretrain the segmenter's backbone
+    augment: str = "shift"
+    # a trained GrootV classifier folder to start from (fine-tuning); None trains from scratch
+    init_from: str | None = None
 
 
 def preprocess_batch(images_uint8: torch.Tensor, input_size: int) -> torch.Tensor:
-    """``(B, 28, 28)`` uint8 -> normalised ``(B, 1, S, S)`` float (bilinear upsampling)."""
+    """``(B, H, W)`` uint8 -> normalised ``(B, 1, S, S)`` float (bilinear resizing when ``H != S``)."""
     x = images_uint8.float().div_(255.0)[:, None]
-    if x.shape[-1] != input_size:
+    if x.shape[-2:] != (input_size, input_size):
         x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False)
     return (x - FASHION_MEAN) / FASHION_STD
 
@@ -53,6 +59,15 @@ def _augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     flip = rng.random(b) < 0.5
     out[flip] = out[flip, :, ::-1]
     return out
+
+
+def _scene_views(images: np.ndarray, idx: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    from ..data.scenes import make_garment_view
+
+    views = np.stack([make_garment_view(images, int(i), rng, size) for i in idx])
+    flip = rng.random(len(idx)) < 0.5
+    views[flip] = views[flip, :, ::-1]
+    return views
 
 
 def evaluate_classifier(model, images: np.ndarray, labels: np.ndarray, input_size: int,
@@ -73,13 +88,25 @@ def train_classifier(out_dir: str | Path, recipe: ClassifierRecipe, resume: bool
     """Train, evaluate on the full test split, and return ``(model, result)``."""
     train_x, train_y = load_fashion_mnist("train", data_root)
     test_x, test_y = load_fashion_mnist("test", data_root)
+    if recipe.augment not in ("shift", "scene"):
+        raise ValueError(f"ClassifierRecipe.augment must be 'shift' or 'scene', got {recipe.augment!r}")
     model = GrootV(**recipe.model)
+    if recipe.init_from and not (resume and (Path(out_dir) / "last.pt").exists()):
+        source = GrootV.from_pretrained(str(recipe.init_from))
+        try:
+            model.load_state_dict(source.state_dict(), strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"init_from {recipe.init_from}: its model does not fit this recipe's ({e}); "
+                             "train with the same channels, depths, in_chans and classes") from None
 
     def batch_fn(step: int):
         rng = np.random.default_rng((recipe.train.seed, step))
         idx = rng.integers(0, len(train_y), recipe.batch_size)
-        return (preprocess_batch(torch.from_numpy(_augment(train_x[idx], rng)), recipe.input_size),
-                torch.from_numpy(train_y[idx]))
+        if recipe.augment == "scene":
+            x = torch.from_numpy(_scene_views(train_x, idx, rng, recipe.input_size))
+        else:
+            x = torch.from_numpy(_augment(train_x[idx], rng))
+        return preprocess_batch(x, recipe.input_size), torch.from_numpy(train_y[idx])
 
     def loss_fn(m, batch):
         x, y = batch

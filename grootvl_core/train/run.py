@@ -131,10 +131,14 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
         refs = classifier_reference_outputs(model, recipe.input_size)
         write_bundle(
             model, model_dir, title="GrootV-nano, Fashion-MNIST",
-            summary=(f"A {sum(p.numel() for p in model.parameters()):,}-parameter GrootV ({arm} scan) trained from "
-                     "scratch by grootvl on Fashion-MNIST, so the demo classifies offline. Input: one grey "
-                     f"channel, upsampled to {recipe.input_size}x{recipe.input_size}, normalised with mean "
-                     "0.2860 / std 0.3530. Classes: " + ", ".join(FASHION_MNIST_CLASSES) + "."),
+            summary=(f"A {sum(p.numel() for p in model.parameters()):,}-parameter GrootV ({arm} scan) trained "
+                     + (f"from the classifier in `{recipe.init_from}`" if recipe.init_from else "from scratch")
+                     + " by grootvl on Fashion-MNIST"
+                     + (" (each item shown as inside a segmentation scene: scale jitter, textured background, "
+                        "other garments behind or over it; to pretrain the scenes segmenter's backbone)"
+                        if recipe.augment == "scene" else ", so the demo classifies offline")
+                     + f". Input: one grey channel, resized to {recipe.input_size}x{recipe.input_size}, "
+                     "normalised with mean 0.2860 / std 0.3530. Classes: " + ", ".join(FASHION_MNIST_CLASSES) + "."),
             data=("Fashion-MNIST (Zalando Research, MIT licence), official 60,000 / 10,000 train/test split, read "
                   "from Debian's `dataset-fashion-mnist` package. Metrics are on the full test split."),
             command=command, train_seconds=result["train_seconds"], metrics=result["final_metrics"],
@@ -154,7 +158,7 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
         m = result["final_metrics"]
         write_bundle(
             model, model_dir, title="GrootV-nano + UperNet, Fashion-MNIST scenes",
-            summary=(f"GrootV ({arm} scan) + UperNet segmenter trained from scratch by grootvl on "
+            summary=(f"GrootV ({arm} scan) + UperNet segmenter trained by grootvl on "
                      f"{recipe.size}x{recipe.size} \"Fashion-MNIST scenes\" (2 to 5 garments pasted on a textured "
                      "background; 11 classes: background + the 10 Fashion-MNIST classes)."
                      + (f" The backbone started from the trained classifier in `{recipe.backbone_init}` (as the "

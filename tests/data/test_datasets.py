@@ -112,3 +112,24 @@ def test_silhouette_fills_enclosed_dark_patterns_but_not_the_outside():
     sil = silhouette(item)
     assert sil[4:24, 4:24].all()    # the pattern belongs to the garment
     assert not sil[:3].any() and not sil[:, :3].any() and not sil[25:].any()
+
+
+def test_garment_view_is_deterministic_and_keeps_its_garment_visible():
+    """make_garment_view (classifier pretraining for the segmenter): same rng, same view; the
+    garment sits near the centre at a scene's scale and occluders leave at least half of it."""
+    rng = np.random.default_rng(0)
+    pool = np.zeros((6, 28, 28), dtype=np.uint8)
+    pool[:, 4:24, 6:22] = 200  # a bright 20x16 block per item
+    pool[0, 4:24, 6:22] = 255  # item 0 brighter than every occluder
+    views = [scenes.make_garment_view(pool, 0, np.random.default_rng(7), size=56) for _ in range(2)]
+    assert views[0].shape == (56, 56) and views[0].dtype == np.uint8
+    np.testing.assert_array_equal(views[0], views[1])
+    for seed in range(30):
+        view = scenes.make_garment_view(pool, 0, np.random.default_rng((seed, 1)), size=56, max_others=3)
+        target = view == 255
+        assert target.any()
+        ys, xs = np.nonzero(target)
+        # its box (20 x 16 at scale 1) is visible at least in part, around the centre
+        assert abs((ys.min() + ys.max()) / 2 - 27.5) < 20 and abs((xs.min() + xs.max()) / 2 - 27.5) < 20
+    with pytest.raises(IndexError):
+        scenes.make_garment_view(pool, 6, rng)

@@ -152,3 +152,40 @@ def test_segmenter_backbone_starts_from_a_trained_classifier(tmp_path):
                             palette=[[0, 0, 0]] * 3, in_chans=1, decoder_channels=16, aux_channels=8)
     with pytest.raises(ValueError, match="does not fit"):
         init_backbone(other, tmp_path / "clf")
+
+
+@needs_fmnist
+def test_classifier_scene_pretraining_smoke(tmp_path, capsys):
+    """--augment scene --input-size 48 --init-from: fine-tunes a classifier on garments as they
+    look inside scenes, starting from another classifier's weights."""
+    from grootvl_core.cli import main
+    from grootvl_core.models import GrootV
+
+    torch.manual_seed(0)
+    start = GrootV(**TINY_VISION, num_classes=10, in_chans=1)
+    start.save_pretrained(tmp_path / "start")
+    out = tmp_path / "run"
+    # the recipe's own model (channels 32) does not fit the tiny start: a clear error, no training
+    assert main(["train", "classify", "--out", str(out), "--steps", "1", "--batch-size", "4", "--augment", "scene",
+                 "--input-size", "48", "--init-from", str(tmp_path / "start")]) == 1
+    assert "does not fit" in capsys.readouterr().err and not (out / "last.pt").exists()
+    run_training("classify", out, steps=2, batch_size=4, progress=False, argv=["train", "classify"],
+                 recipe_overrides={"model": TINY_VISION, "eval_subset": 20, "input_size": 48, "augment": "scene",
+                                   "init_from": str(tmp_path / "start")})
+    refs, result = _check_bundle(out, "classify")
+    assert result["recipe"]["augment"] == "scene" and result["recipe"]["input_size"] == 48
+    assert "segmentation scene" in (out / "model" / "README.md").read_text()
+    assert GrootV.from_pretrained(out / "model").num_classes == 10
+
+
+def test_cli_train_classify_only_options(capsys, tmp_path):
+    from grootvl_core.cli import main
+
+    out = tmp_path / "never"
+    assert main(["train", "segment", "--out", str(out), "--augment", "scene"]) == 1
+    assert "classify task only" in capsys.readouterr().err
+    assert main(["train", "classify", "--out", str(out), "--input-size", "8"]) == 1
+    assert "--input-size must be >= 16" in capsys.readouterr().err
+    assert main(["train", "classify", "--out", str(out), "--init-from", str(tmp_path)]) == 1
+    assert "no config.json" in capsys.readouterr().err
+    assert not out.exists()
