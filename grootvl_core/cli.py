@@ -333,8 +333,9 @@ def _add_train(sub) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--init-backbone", metavar="DIR", help="segment: start the GrootV backbone from this trained "
                    "classifier folder (same channels/depths/in_chans), e.g. checkpoints/grootv-nano-fmnist")
-    p.add_argument("--init-from", metavar="DIR", help="classify: start from this trained classifier folder "
-                   "(fine-tuning; same channels/depths/in_chans)")
+    p.add_argument("--init-from", metavar="DIR", help="classify / segment: start from this trained classifier / "
+                   "segmenter folder (fine-tuning; same architecture)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     p.add_argument("--augment", choices=("shift", "scene"), default=None,
                    help="classify: 'shift' (default, the bundled classifier) or 'scene' (items as inside a "
                    "segmentation scene, to pretrain the segmenter's backbone)")
@@ -352,6 +353,9 @@ def _run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.init_from and args.init_backbone:
+        raise ValueError("--init-from (a whole segmenter) and --init-backbone (a classifier's stages) exclude "
+                         "each other; give one")
     overrides = None
     if args.init_backbone:
         if args.task != "segment":
@@ -359,18 +363,24 @@ def _run_train(args: argparse.Namespace) -> int:
         if not (Path(args.init_backbone) / "config.json").is_file():
             raise ValueError(f"--init-backbone {args.init_backbone}: no config.json there (a GrootV folder is needed)")
         overrides = {"backbone_init": str(args.init_backbone)}
-    classify_only = {"init_from": args.init_from, "augment": args.augment, "input_size": args.input_size}
+    classify_only = {"augment": args.augment, "input_size": args.input_size}
     given = {k: v for k, v in classify_only.items() if v is not None}
     if given and args.task != "classify":
         raise ValueError(f"--{'/--'.join(k.replace('_', '-') for k in given)} apply to the classify task only")
+    if args.init_from and args.task == "lm":
+        raise ValueError("--init-from applies to the classify and segment tasks only")
+    if args.lr is not None and not args.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
     if args.input_size is not None and args.input_size < 16:
         raise ValueError(f"--input-size must be >= 16 (the model downsamples 16x), got {args.input_size}")
-    if args.init_from and not (Path(args.init_from) / "config.json").is_file():
-        raise ValueError(f"--init-from {args.init_from}: no config.json there (a GrootV folder is needed)")
+    if args.init_from:
+        if not (Path(args.init_from) / "config.json").is_file():
+            raise ValueError(f"--init-from {args.init_from}: no config.json there (a trained model folder is needed)")
+        given["init_from"] = str(args.init_from)
     if given:
         overrides = given
     result = run_training(args.task, args.out, steps=args.steps, seed=args.seed, arm=args.arm, resume=args.resume,
-                          bundle=args.bundle, batch_size=args.batch_size, recipe_overrides=overrides)
+                          bundle=args.bundle, batch_size=args.batch_size, lr=args.lr, recipe_overrides=overrides)
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["final_metrics"].items() if "/" not in k)
     print(f"trained {args.task} ({args.arm}) in {result['train_seconds'] / 60:.1f} min: {metrics}")
     print(f"model written to {Path(args.out) / 'model'}")

@@ -89,7 +89,7 @@ def _apply(recipe, overrides: dict | None):
 
 def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: int = 0, arm: str = "tree",
                  resume: bool = False, bundle: str | None = None, checkpoints_root: str | Path = "checkpoints",
-                 batch_size: int | None = None, progress: bool = True, argv: list[str] | None = None,
+                 batch_size: int | None = None, lr: float | None = None, progress: bool = True, argv: list[str] | None = None,
                  recipe_overrides: dict | None = None) -> dict:
     """Train one recipe and write ``<out>/model``; returns the result dict (also ``<out>/result.json``).
 
@@ -101,6 +101,7 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
         arm: ``"tree"`` (default) or ``"raster"`` (vision: the row-major chain instead of the
             tree); for ``lm`` also ``"chain"`` / ``"plain"`` (see :class:`LMRecipe`).
         resume: continue from ``<out>/last.pt``.
+        lr: override the recipe's peak learning rate (e.g. lower for fine-tuning).
         bundle: also copy the model folder to ``<checkpoints_root>/<bundle>``.
         recipe_overrides: recipe fields to replace (``{"model": {...}}`` entries are merged into the
             model config), e.g. for quick experiments and smoke tests.
@@ -124,7 +125,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
             ClassifierRecipe(), recipe_overrides)
         if arm != "tree":
             recipe.model["scan_order"] = arm
-        recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}))
+        recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}),
+                               **({"lr": lr} if lr else {}))
         if batch_size:
             recipe.batch_size = batch_size
         model, result = train_classifier(out, recipe, resume=resume, progress=progress)
@@ -150,7 +152,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
             SegmenterRecipe(), recipe_overrides)
         if arm != "tree":
             recipe.model["scan_order"] = arm
-        recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}))
+        recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}),
+                               **({"lr": lr} if lr else {}))
         if batch_size:
             recipe.batch_size = batch_size
         model, result = train_segmenter(out, recipe, resume=resume, progress=progress)
@@ -161,7 +164,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
             summary=(f"GrootV ({arm} scan) + UperNet segmenter trained by grootvl on "
                      f"{recipe.size}x{recipe.size} \"Fashion-MNIST scenes\" (2 to 5 garments pasted on a textured "
                      "background; 11 classes: background + the 10 Fashion-MNIST classes)."
-                     + (f" The backbone started from the trained classifier in `{recipe.backbone_init}` (as the "
+                     + (f" Fine-tuned from the trained segmenter in `{recipe.init_from}`." if recipe.init_from
+                        else f" The backbone started from the trained classifier in `{recipe.backbone_init}` (as the "
                         "paper's UperNet starts from ImageNet weights); the decoder from scratch."
                         if recipe.backbone_init else " Trained from scratch (backbone included).")),
             data=("Scenes generated deterministically (grootvl_core.data.scenes) from Fashion-MNIST (MIT licence, "
@@ -175,7 +179,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
 
         recipe = _apply(
             LMRecipe(arm=arm), recipe_overrides)
-        recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}))
+        recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}),
+                               **({"lr": lr} if lr else {}))
         if batch_size:
             recipe.batch_size = batch_size
         model, tok, result = train_lm(out, recipe, resume=resume, progress=progress)

@@ -41,6 +41,9 @@ class SegmenterRecipe:
     # a trained GrootV folder (config.json + model.safetensors) whose stages initialise the backbone,
     # as the paper's UperNet starts from ImageNet weights; None trains from scratch
     backbone_init: str | None = None
+    # a trained segmenter folder whose weights (all of them) start this run: fine-tuning, e.g. a
+    # second, lower-rate schedule; None starts from ``backbone_init`` or from scratch
+    init_from: str | None = None
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
@@ -117,8 +120,19 @@ def train_segmenter(out_dir: str | Path, recipe: SegmenterRecipe, resume: bool =
     train_scenes = FashionScenes("train", 10**9, size=recipe.size, seed=recipe.train.seed, root=data_root)
     test_scenes = FashionScenes("test", recipe.eval_scenes, size=recipe.size, seed=EVAL_SEED, root=data_root)
     model = GrootVSegmenter(**recipe.model)
-    if recipe.backbone_init and not (resume and (Path(out_dir) / "last.pt").exists()):
+    if recipe.init_from and recipe.backbone_init:
+        raise ValueError("SegmenterRecipe: give init_from (a whole segmenter) or backbone_init (a classifier's "
+                         "stages), not both")
+    fresh = not (resume and (Path(out_dir) / "last.pt").exists())
+    if recipe.backbone_init and fresh:
         init_backbone(model, recipe.backbone_init)
+    if recipe.init_from and fresh:
+        source = GrootVSegmenter.from_pretrained(str(recipe.init_from))
+        try:
+            model.load_state_dict(source.state_dict(), strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"init_from {recipe.init_from}: its model does not fit this recipe's ({e}); "
+                             "fine-tune with the same backbone, decoder and classes") from None
 
     def batch_fn(step: int):
         items = [train_scenes[j] for j in range(step * recipe.batch_size, (step + 1) * recipe.batch_size)]

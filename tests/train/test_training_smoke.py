@@ -188,4 +188,11 @@ def test_cli_train_classify_only_options(capsys, tmp_path):
     assert "--input-size must be >= 16" in capsys.readouterr().err
     assert main(["train", "classify", "--out", str(out), "--init-from", str(tmp_path)]) == 1
     assert "no config.json" in capsys.readouterr().err
+    assert main(["train", "lm", "--out", str(out), "--init-from", str(tmp_path)]) == 1
+    assert "classify and segment tasks only" in capsys.readouterr().err
+    assert main(["train", "segment", "--out", str(out), "--init-from", str(tmp_path), "--init-backbone",
+                 str(tmp_path)]) == 1
+    assert "exclude each other" in capsys.readouterr().err
+    assert main(["train", "segment", "--out", str(out), "--lr", "0"]) == 1
+    assert "--lr must be > 0" in capsys.readouterr().err
     assert not out.exists()
