@@ -83,6 +83,13 @@ Pair scan_full_bwd(const Tensor& g, const Tensor& a, const Tensor& order, const 
   return GROOTVL_DISPATCH(g, scan_full_bwd, g, a, order, parent, depth, y, u);
 }
 
+Tensor scan_full_infer(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent,
+                       const Tensor& depth) {
+  check_scan("scan_full_infer", x, {{"x", &x}, {"a", &a}}, order, parent, depth);
+  TORCH_CHECK(!x.is_cuda(), "scan_full_infer: CPU tensors only (CUDA: scan_full_fwd)");
+  return scan_full_infer_cpu(x, a, order, parent);
+}
+
 Tensor scan_subtree_fwd(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent,
                         const Tensor& depth) {
   check_scan("scan_subtree_fwd", x, {{"x", &x}, {"a", &a}}, order, parent, depth);
@@ -102,6 +109,15 @@ Tensor grid_cosine_weights(const Tensor& feature) {
   TORCH_CHECK(!feature.is_cuda(), "grid_cosine_weights: CPU tensors only (on CUDA, grootvl_core.ops uses the "
               "PyTorch formula)");
   return grid_cosine_weights_cpu(feature);
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> grid_tree(const Tensor& feature) {
+  TORCH_CHECK(feature.dim() == 4, "grid_tree: feature must be (B, D, H, W), got ", feature.sizes());
+  TORCH_CHECK(feature.scalar_type() == at::kFloat, "grid_tree: feature must be float32, got ", feature.scalar_type());
+  TORCH_CHECK(!feature.is_cuda(), "grid_tree: CPU tensors only (on CUDA, grootvl_core.ops composes the single ops)");
+  TORCH_CHECK(feature.size(2) >= 1 && feature.size(3) >= 1, "grid_tree: the grid needs H, W >= 1, got ",
+              feature.sizes());
+  return grid_tree_cpu(feature);
 }
 
 Tensor ssm_output(const Tensor& h, const Tensor& u, const Tensor& c, const Tensor& ds,
@@ -166,6 +182,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mst", &grootvl::mst, "minimum spanning tree (Kruskal order: weight, edge index)");
   m.def("bfs", &grootvl::bfs, "BFS order, parent positions and depths of a spanning tree");
   m.def("grid_cosine_weights", &grootvl::grid_cosine_weights, "exp(-cosine) weights of the grid edges (CPU)");
+  m.def("grid_tree", &grootvl::grid_tree,
+        "spanning tree of the pixel grid: exp(-cos) weights, MST, BFS from pixel 0 in one call (CPU)");
   m.def("ssm_discretize", &grootvl::ssm_discretize,
         "TreeSSM discretisation (exp(softplus(dt + bias) a), softplus(dt + bias) b u) (CPU, inference)");
   m.def("ssm_output", &grootvl::ssm_output, "TreeSSM output out_norm(h_norm(h) * c + u * ds) * (silu(z) if silu_gate else z) (CPU, inference)",
@@ -174,6 +192,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("silu_gate") = false);
   m.def("scan_full_fwd", &grootvl::scan_full_fwd);
   m.def("scan_full_bwd", &grootvl::scan_full_bwd);
+  m.def("scan_full_infer", &grootvl::scan_full_infer, "full scan forward, y only (CPU, inference)");
   m.def("scan_subtree_fwd", &grootvl::scan_subtree_fwd);
   m.def("scan_subtree_bwd", &grootvl::scan_subtree_bwd);
 #ifdef GROOTVL_WITH_CUDA

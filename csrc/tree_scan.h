@@ -40,6 +40,13 @@ GROOTVL_DECLARE_BACKEND(cpu)
 // (vertical edges first, then horizontal, each row-major). CPU only: other devices use the
 // PyTorch formula (reference.py grid_cosine_weights).
 Tensor grid_cosine_weights_cpu(const Tensor& feature);
+// feature (B, D, H, W) float32 -> the grid's spanning tree in one pass: (tree (B, V-1, 2) int32 as
+// mst gives it for grid_edges and grid_cosine_weights, then order, parent, depth (B, V) int64 as bfs
+// gives them from vertex 0). CPU only.
+std::tuple<Tensor, Tensor, Tensor, Tensor> grid_tree_cpu(const Tensor& feature);
+// The full scan's forward for inference: y only (scan_full_fwd's u, which only the backward reads,
+// is neither computed into memory nor allocated). CPU only.
+Tensor scan_full_infer_cpu(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent);
 // TreeSSM output for inference: out_norm(h_norm(h) * c + u * ds) * g over (B, L, D) float32 rows,
 // g = silu(z) if silu_gate else z (h, u contiguous; z with contiguous rows (stride(2) == 1); c
 // (B, L, 1) any strides; h_norm optional).

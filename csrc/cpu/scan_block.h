@@ -132,6 +132,14 @@ inline void transpose_square(const Rows& row, double* __restrict dst, int64_t ds
 }
 #endif
 
+// dst[k] = src[k] over one line, inlined (constant trip count: a few vector moves).
+template <typename scalar_t>
+inline void copy_line(scalar_t* __restrict dst, const scalar_t* __restrict src) {
+  constexpr int64_t K = Tile<scalar_t>::kBlock;
+  GROOTVL_SIMD
+  for (int64_t k = 0; k < K; ++k) dst[k] = src[k];
+}
+
 // dst[v][k] = src[k][v] for the tile's channels: (B, D, V) -> [V][kBlock] scratch, padding
 // channels zeroed. Contiguous sources are transposed in R x R blocks; channels-last sources are
 // already vertex-major (one short row copy per vertex).
@@ -143,8 +151,8 @@ inline void load_tile(const Tile<scalar_t>& t, const scalar_t* __restrict src, c
   const scalar_t* s = src + t.offset(l);
   const int64_t n = t.n;
   if (l.vert != 1 && l.chan == 1) {
-    if (t.nk == K) {  // a whole line per vertex
-      for (int64_t v = 0; v < n; ++v) std::memcpy(dst + v * K, s + v * l.vert, K * sizeof(scalar_t));
+    if (t.nk == K) {  // a whole line per vertex (inlined: a memcpy call per 64 bytes costs more)
+      for (int64_t v = 0; v < n; ++v) copy_line<scalar_t>(dst + v * K, s + v * l.vert);
       return;
     }
     for (int64_t v = 0; v < n; ++v) {
@@ -184,6 +192,10 @@ inline void store_tile_rows(const Tile<scalar_t>& t, const scalar_t* __restrict 
   scalar_t* d = dst + t.offset(l);
   const int64_t n = t.n;
   if (l.vert != 1 && l.chan == 1) {
+    if (t.nk == K) {
+      for (int64_t i = 0; i < n; ++i) copy_line<scalar_t>(d + i * l.vert, src + row_of(i) * K);
+      return;
+    }
     const size_t bytes = static_cast<size_t>(t.nk) * sizeof(scalar_t);
     for (int64_t i = 0; i < n; ++i) std::memcpy(d + i * l.vert, src + row_of(i) * K, bytes);
     return;

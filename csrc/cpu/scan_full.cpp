@@ -75,13 +75,14 @@ void full_fwd_rows(const scalar_t* x, const scalar_t* a, scalar_t* y, scalar_t* 
       const scalar_t* xb = x + b * lx.batch;
       const scalar_t* ab = a + b * la.batch;
       scalar_t* yb = y + b * ly.batch;
-      scalar_t* ub = u + b * lu.batch;
+      scalar_t* ub = u != nullptr ? u + b * lu.batch : nullptr;
       const int64_t* wk = walk.data() + 2 * b * n;
       const size_t bytes = static_cast<size_t>(w) * sizeof(scalar_t);
       for (int64_t v = 0; v < n; ++v) std::memcpy(yb + v * ly.vert, xb + v * lx.vert, bytes);
       for (int64_t i = n - 1; i >= 1; --i)  // pass 1: U[p] += e U
         axpy_row<scalar_t>(yb + wk[2 * i + 1] * ly.vert, ab + wk[2 * i] * la.vert, yb + wk[2 * i] * ly.vert, w);
-      for (int64_t i = 0; i < n; ++i) std::memcpy(ub + i * lu.vert, yb + wk[2 * i] * ly.vert, bytes);
+      if (u != nullptr)
+        for (int64_t i = 0; i < n; ++i) std::memcpy(ub + i * lu.vert, yb + wk[2 * i] * ly.vert, bytes);
       for (int64_t i = 1; i < n; ++i) {  // pass 2: Y = (1 - e^2) U + e Y[p]
         const int64_t v = wk[2 * i];
         prop_row<scalar_t>(yb + v * ly.vert, ab + v * la.vert, yb + wk[2 * i + 1] * ly.vert, w);
@@ -94,24 +95,24 @@ inline bool rows_layout(const cpu::Layout& l, int64_t channels, int64_t n) {
   return l.chan == 1 && l.vert == channels && channels > 1 && n > 1;
 }
 
-}  // namespace
-
-Pair scan_full_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent,
-                       const Tensor& depth) {
-  (void)depth;  // the CPU walks positions sequentially; depth levels are not needed
-  const std::vector<int64_t> walk = cpu::tree_walk("scan_full_fwd", order, parent);
+// The forward; `with_u` false skips the pass-1 aggregate u (only the backward reads it) and
+// returns it undefined.
+Pair full_fwd(const char* op, const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent,
+              bool with_u) {
+  const std::vector<int64_t> walk = cpu::tree_walk(op, order, parent);
   // x and a come contiguous or channels-last (see Layout); y and u get x's layout
   const Tensor &xc = x, &ac = a;
   const int64_t batch = x.size(0), channels = x.size(1), n = x.size(2);
   Tensor y = at::empty_like(xc);
-  Tensor u = at::empty_like(xc);
-  const cpu::Layout lx = cpu::layout_of(xc), la = cpu::layout_of(ac), ly = cpu::layout_of(y), lu = cpu::layout_of(u);
+  Tensor u = with_u ? at::empty_like(xc) : Tensor();
+  const cpu::Layout lx = cpu::layout_of(xc), la = cpu::layout_of(ac), ly = cpu::layout_of(y);
+  const cpu::Layout lu = with_u ? cpu::layout_of(u) : ly;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "scan_full_fwd_cpu", [&] {
     constexpr int64_t K = Tile<scalar_t>::kBlock;
     const scalar_t* xp = xc.data_ptr<scalar_t>();
     const scalar_t* ap = ac.data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
-    scalar_t* up = u.data_ptr<scalar_t>();
+    scalar_t* up = with_u ? u.data_ptr<scalar_t>() : nullptr;
     if (batch >= at::get_num_threads() && rows_layout(lx, channels, n) && rows_layout(la, channels, n) &&
         rows_layout(ly, channels, n) && rows_layout(lu, channels, n)) {
       full_fwd_rows<scalar_t>(xp, ap, yp, up, batch, channels, n, lx, la, ly, lu, walk);
@@ -123,12 +124,24 @@ Pair scan_full_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& order, co
       cpu::load_tile(t, xp, lx, buf_x);
       cpu::load_tile(t, ap, la, buf_e);
       cpu::leaf_to_root(t, buf_e, buf_x);
-      cpu::store_tile_sorted(t, buf_x, lu, up);
+      if (up != nullptr) cpu::store_tile_sorted(t, buf_x, lu, up);
       root_to_leaf_full(t, buf_e, buf_x);
       cpu::store_tile(t, buf_x, ly, yp);
     });
   });
   return {y, u};
+}
+
+}  // namespace
+
+Pair scan_full_fwd_cpu(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent,
+                       const Tensor& depth) {
+  (void)depth;  // the CPU walks positions sequentially; depth levels are not needed
+  return full_fwd("scan_full_fwd", x, a, order, parent, true);
+}
+
+Tensor scan_full_infer_cpu(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent) {
+  return std::get<0>(full_fwd("scan_full_infer", x, a, order, parent, false));
 }
 
 Pair scan_full_bwd_cpu(const Tensor& g, const Tensor& a, const Tensor& order, const Tensor& parent,

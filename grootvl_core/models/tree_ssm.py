@@ -59,13 +59,9 @@ def build_grid_tree(feature: Tensor) -> SpanningTree:
     Returns:
         :class:`SpanningTree` on ``feature``'s device.
     """
-    b, _, h, w = feature.shape
-    with torch.no_grad():
-        edges = ops.grid_edges(h, w, feature.device)  # (E, 2), cached per grid size
-        weights = ops.cosine_edge_weights(feature)  # (B, E) float32
-        tree_edges = ops.minimum_spanning_tree(edges, weights, h * w, validate=False)  # (B, V-1, 2)
-        order = ops.bfs(tree_edges, 0, validate=False)
-    return SpanningTree(tree_edges, order, h, w)
+    # grid edges, exp(-cos) weights, MST, BFS from pixel 0: one op (one native call on the CPU)
+    tree_edges, order = ops.grid_spanning_tree(feature)
+    return SpanningTree(tree_edges, order, feature.shape[2], feature.shape[3])
 
 
 def raster_chain(batch: int, height: int, width: int, device=None) -> SpanningTree:
@@ -251,12 +247,10 @@ class TreeSSM(nn.Module):
         else:
             mode = "full"
             if tree is None:
-                with torch.profiler.record_function("grootvl.tree_build"):
-                    tree = build_grid_tree(u.float())                          # 10.
+                tree = build_grid_tree(u.float())                              # 10.
         if self._capture is not None:
             self._capture(self, tree, abar.detach())
-        with torch.profiler.record_function("grootvl.tree_scan"):
-            hs = ops.tree_scan(xin, abar, tree.order, mode)                    # 11-12. (B, D, L)
+        hs = ops.tree_scan(xin, abar, tree.order, mode)                        # 11-12. (B, D, L)
         hs = hs.transpose(1, 2)                                                # (B, L, D)
         # 13. h_norm, 14. * C + u * D, 15. out_norm, cast back, 16. gate: one fused CPU pass
         # for inference (ops.ssm_output), PyTorch's ops otherwise

@@ -3,6 +3,8 @@
     edges   = grid_edges(H, W)                                  # (E, 2)
     weights = cosine_edge_weights(u)                            # (B, E) float32, exp(-cos)
     tree    = bfs(minimum_spanning_tree(edges, weights, H * W)) # TreeOrder, root 0
+    # the same in one op (one native call on the CPU): (tree edges (B, V-1, 2), TreeOrder)
+    tree_edges, tree = grid_spanning_tree(u)
     y       = tree_scan(x, a, tree, mode="full")                # (B, D, V)
 
 Each op has a pure-PyTorch ``*_ref`` twin with the same signature; ``backend()`` says which
@@ -11,6 +13,7 @@ implementation runs (``GROOTVL_OPS=reference|native`` forces one).
 
 from .backend import backend
 from .graph import cosine_edge_weights, grid_edges, num_grid_edges
+from .grid_tree import grid_spanning_tree, grid_spanning_tree_ref
 from .ssm_discretize import ssm_discretize
 from .ssm_output import ssm_output
 from .spanning_tree import TreeOrder, bfs, bfs_ref, minimum_spanning_tree, minimum_spanning_tree_ref
@@ -23,6 +26,8 @@ __all__ = [
     "bfs_ref",
     "cosine_edge_weights",
     "grid_edges",
+    "grid_spanning_tree",
+    "grid_spanning_tree_ref",
     "minimum_spanning_tree",
     "minimum_spanning_tree_ref",
     "num_grid_edges",

@@ -20,7 +20,7 @@ import torch
 
 from . import reference
 
-__all__ = ["backend", "implementation", "native_error"]
+__all__ = ["backend", "eager_native", "implementation", "native_error"]
 
 _lock = threading.Lock()
 _modules: dict[str, ModuleType | None] = {}
@@ -101,3 +101,30 @@ def backend(device=None) -> str:
     current device, CUDA when available). Builds the native extension on first call."""
     impl = implementation(device)
     return "reference" if impl is reference else _device_kind(device)
+
+
+def eager_native(*tensors: torch.Tensor) -> ModuleType | None:
+    """The native module for a direct call that skips the torch custom-op dispatch, or None.
+
+    The custom ops (``grootvl::*``) exist for autograd, ``torch.compile``/``export`` tracing,
+    fake tensors and dispatch modes; in plain eager inference their Python dispatch costs 30-60 us
+    a call, which is most of a small block's scan at batch 1. Direct is allowed only when it
+    changes nothing observable: no gradient needed, nothing tracing or compiling, no
+    ``TorchDispatchMode`` or ``__torch_function__`` mode active, no profiler running (so the ops
+    keep their names in traces), plain tensors on one CPU or CUDA device, and the native backend
+    selected (not the reference).
+    """
+    if torch.compiler.is_compiling():  # first: dynamo folds it to True and traces nothing below
+        return None
+    if (torch._C._len_torch_dispatch_stack() or torch._C._is_torch_function_mode_enabled()
+            or torch._C._autograd._profiler_enabled()):
+        return None
+    grad = torch.is_grad_enabled()
+    device = tensors[0].device
+    for t in tensors:
+        if type(t) is not torch.Tensor or t.device != device or (grad and t.requires_grad):
+            return None
+    if device.type not in ("cpu", "cuda"):
+        return None
+    mod = implementation(device)
+    return None if mod is reference else mod

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .backend import implementation
+from .backend import eager_native, implementation
 from .reference import tree_scan_ref
 from .spanning_tree import TreeOrder
 
@@ -181,8 +181,17 @@ def tree_scan(x: Tensor, a: Tensor, tree: TreeOrder, mode: str = "full") -> Tens
     compute = torch.float64 if dtype == torch.float64 else torch.float32
     xc, ac = kernel_layout(x.to(compute)), kernel_layout(a.to(compute))
     order, parent, depth = (t.to(torch.int64).contiguous() for t in tree)
+    native = eager_native(xc, ac, order, parent, depth)
+    if native is not None:  # eager inference: the kernel itself, without the custom-op dispatch
+        if mode == "full":
+            if xc.device.type == "cpu":  # y only, no pass-1 aggregate kept
+                return native.scan_full_infer(xc, ac, order, parent, depth).to(dtype)
+            return native.scan_full_fwd(xc, ac, order, parent, depth)[0].to(dtype)
+        return native.scan_subtree_fwd(xc, ac, order, parent, depth).to(dtype)
     if mode == "full":
-        y, _ = _full_fwd(xc, ac, order, parent, depth)
+        # NOTE: through the op packet (torch.ops.grootvl.*): calls of the CustomOpDef or of the
+        # OpOverload can go missing from torch.profiler traces (torch 2.14), the packet's never do
+        y, _ = torch.ops.grootvl.tree_scan_full(xc, ac, order, parent, depth)
     else:
-        y = _subtree_fwd(xc, ac, order, parent, depth)
+        y = torch.ops.grootvl.tree_scan_subtree(xc, ac, order, parent, depth)
     return y.to(dtype)

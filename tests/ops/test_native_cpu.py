@@ -654,3 +654,149 @@ def test_tree_ssm_inference_path_equals_training_path(use_native):
             fused_im = m(x)
         torch.testing.assert_close(fused, trained.detach(), rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(fused_im, fused)
+
+
+# ----------------------------------------------------------------------------------------------
+# The fused grid tree (weights + MST + BFS in one native call)
+# ----------------------------------------------------------------------------------------------
+
+
+def _grid_feature(kind: str, batch: int, d: int, h: int, w: int, g: torch.Generator) -> torch.Tensor:
+    if kind == "random":
+        return torch.randn(batch, d, h, w, generator=g)
+    if kind == "ties":  # few distinct pixel vectors: many exactly equal weights (ties by edge index)
+        palette = torch.randn(3, d, generator=g)
+        return palette[torch.randint(0, 3, (batch, h, w), generator=g)].permute(0, 3, 1, 2)
+    if kind == "constant":  # every weight equal
+        return torch.ones(batch, d, h, w)
+    if kind == "zeros_and_nan":  # zero vectors (eps-clamped norms) and NaN pixels (NaN weights sort last)
+        f = torch.randn(batch, d, h, w, generator=g)
+        f[:, :, ::3] = 0.0
+        f[:, :, 1::4, ::2] = float("nan")
+        return f
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 9), (9, 1), (2, 2), (7, 9), (16, 16), (56, 56)])
+@pytest.mark.parametrize("kind", ["random", "ties", "constant", "zeros_and_nan"])
+def test_grid_spanning_tree_equals_reference_and_single_ops(use_native, h, w, kind):
+    g = torch.Generator().manual_seed(h * 100 + w)
+    feature = _grid_feature(kind, 3, 5, h, w, g)
+    # the reference MST and BFS on the native kernel's weights (equal vectors give weights that
+    # differ from the PyTorch formula's in the last bit, which reorders exact ties)
+    weights = ops.cosine_edge_weights(feature)
+    torch.testing.assert_close(weights, reference.grid_cosine_weights(feature), rtol=1e-5, atol=1e-6,
+                               equal_nan=True)
+    want_edges = ops.minimum_spanning_tree_ref(ops.grid_edges(h, w), weights, h * w)
+    want = ops.bfs_ref(want_edges, 0)
+    for f in (feature, feature.contiguous(memory_format=torch.channels_last), feature.double()):
+        got_edges, got = ops.grid_spanning_tree(f)
+        assert got_edges.dtype == torch.int32 and got_edges.shape == (3, h * w - 1, 2)
+        assert torch.equal(got_edges, want_edges)
+        for name in ("order", "parent", "depth"):
+            assert getattr(got, name).dtype == torch.int64
+            assert torch.equal(getattr(got, name), getattr(want, name)), name
+    # the single native ops give the same tree
+    rows = ops.minimum_spanning_tree(ops.grid_edges(h, w), ops.cosine_edge_weights(feature), h * w)
+    assert torch.equal(rows, want_edges)
+    assert all(torch.equal(a, b) for a, b in zip(ops.bfs(rows), want))
+
+
+def test_grid_spanning_tree_batch_elements_are_independent(use_native):
+    g = torch.Generator().manual_seed(5)
+    feature = torch.randn(4, 8, 12, 10, generator=g)
+    edges, order = ops.grid_spanning_tree(feature)
+    for b in range(4):
+        e1, o1 = ops.grid_spanning_tree(feature[b:b + 1])
+        assert torch.equal(e1[0], edges[b]) and torch.equal(o1.order[0], order.order[b])
+
+
+def test_grid_spanning_tree_reference_mode_and_errors(monkeypatch):
+    g = torch.Generator().manual_seed(6)
+    feature = torch.randn(2, 4, 6, 7, generator=g)
+    monkeypatch.setenv("GROOTVL_OPS", "reference")
+    got_edges, got = ops.grid_spanning_tree(feature)
+    want_edges, want = ops.grid_spanning_tree_ref(feature)
+    assert torch.equal(got_edges, want_edges) and all(torch.equal(a, b) for a, b in zip(got, want))
+    with pytest.raises(ValueError, match=r"must be \(B, D, H, W\)"):
+        ops.grid_spanning_tree(torch.randn(4, 6, 7))
+    with pytest.raises(TypeError, match="floating point"):
+        ops.grid_spanning_tree(torch.ones(1, 2, 3, 3, dtype=torch.int64))
+    with pytest.raises(ValueError, match="H, W >= 1"):
+        ops.grid_spanning_tree(torch.ones(1, 2, 0, 3))
+
+
+def test_grid_spanning_tree_under_torch_compile(use_native):
+    feature = torch.randn(2, 4, 5, 6)
+
+    def f(u):
+        edges, order = ops.grid_spanning_tree(u)
+        return edges.sum() + order.order.sum() + order.depth.sum()
+
+    compiled = torch.compile(f, backend="eager", fullgraph=True)
+    assert torch.equal(compiled(feature), f(feature))
+
+
+# ----------------------------------------------------------------------------------------------
+# Eager inference calls the kernels directly (no custom-op dispatch) only when nothing can tell
+# ----------------------------------------------------------------------------------------------
+
+
+def test_eager_native_only_where_the_custom_op_is_not_needed(use_native, monkeypatch):
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    x = torch.randn(2, 3, 4)
+    assert backend_mod.eager_native(x) is use_native
+    with torch.no_grad():
+        assert backend_mod.eager_native(x.requires_grad_()) is use_native
+    assert backend_mod.eager_native(x) is None  # autograd needs the op's backward
+    x = x.detach()
+    assert backend_mod.eager_native(torch.nn.Parameter(x)) is None  # a subclass
+    assert backend_mod.eager_native(x, torch.zeros(2, 3, 4, device="meta")) is None
+    with torch.profiler.profile():
+        assert backend_mod.eager_native(x) is None  # profiles keep the op names
+
+    class Spy(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    with Spy():
+        assert backend_mod.eager_native(x) is None
+    monkeypatch.setenv("GROOTVL_OPS", "reference")
+    assert backend_mod.eager_native(x) is None
+
+
+@pytest.mark.parametrize("mode", ["full", "subtree"])
+def test_eager_inference_equals_the_custom_op(use_native, mode):
+    """The direct call and the custom op give identical results (and the op shows in profiles)."""
+    g = torch.Generator().manual_seed(3)
+    feature = torch.randn(2, 6, 9, 7, generator=g)
+    x = torch.randn(2, 63, 6, generator=g).transpose(1, 2)  # channels-last view, as TreeSSM gives
+    a = torch.rand(2, 63, 6, generator=g).transpose(1, 2)
+    with torch.no_grad():
+        edges, tree = ops.grid_spanning_tree(feature)
+        y = ops.tree_scan(x, a, tree, mode)
+        with torch.profiler.profile() as prof:
+            edges_op, tree_op = ops.grid_spanning_tree(feature)
+            y_op = ops.tree_scan(x, a, tree_op, mode)
+    names = {e.name for e in prof.events()}
+    assert "grootvl::grid_spanning_tree" in names and f"grootvl::tree_scan_{mode}" in names
+    assert torch.equal(edges, edges_op) and all(torch.equal(p, q) for p, q in zip(tree, tree_op))
+    assert torch.equal(y, y_op) and y.stride() == y_op.stride()
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("h,w,d,batch", [(1, 1, 5, 1), (1, 9, 17, 2), (9, 1, 16, 1), (7, 9, 33, 3), (14, 14, 640, 1)])
+def test_scan_full_infer_equals_forward(native, layout, h, w, d, batch):
+    """The inference forward (y only) equals scan_full_fwd's y bit for bit, on tiles and on rows."""
+    g = torch.Generator().manual_seed(h * w + d)
+    v = h * w
+    _, tree = ops.grid_spanning_tree(torch.randn(batch, 3, h, w, generator=g))
+    x, a = torch.randn(batch, v, d, generator=g), torch.rand(batch, v, d, generator=g)
+    x, a = (x.transpose(1, 2), a.transpose(1, 2)) if layout == "channels_last" else \
+        (x.transpose(1, 2).contiguous(), a.transpose(1, 2).contiguous())
+    y_fwd, _ = native.scan_full_fwd(x, a, *tree)
+    y = native.scan_full_infer(x, a, *tree)
+    assert torch.equal(y, y_fwd) and y.stride() == y_fwd.stride()
+    torch.testing.assert_close(y.double(), reference.scan_full_fwd(x.double(), a.double(), *tree)[0],
+                               rtol=1e-5, atol=1e-5)
