@@ -28,10 +28,19 @@ _errors: dict[str, str] = {}
 _warned: set[str] = set()
 
 
+_parsed_mode: tuple[str | None, str] = (None, "auto")  # (raw GROOTVL_OPS, its mode), parsed once per value
+
+
 def _mode() -> str:
-    mode = os.environ.get("GROOTVL_OPS", "auto").strip().lower() or "auto"
+    # read on every call (tests and users switch it at run time); parsed only when it changes
+    global _parsed_mode
+    raw = os.environ.get("GROOTVL_OPS")
+    if raw == _parsed_mode[0]:
+        return _parsed_mode[1]
+    mode = (raw or "auto").strip().lower() or "auto"
     if mode not in ("auto", "native", "reference"):
         raise ValueError(f"GROOTVL_OPS must be 'auto', 'native' or 'reference', got {mode!r}")
+    _parsed_mode = (raw, mode)
     return mode
 
 
@@ -46,6 +55,8 @@ def _summary(exc: BaseException) -> str:
 
 def _load(kind: str) -> ModuleType | None:
     """Build/import the native module for ``kind`` ("cpu" or "cuda") once per process."""
+    if kind in _modules:  # built or failed already: no lock needed to read
+        return _modules[kind]
     with _lock:
         if kind not in _modules:
             from .build import build_native
