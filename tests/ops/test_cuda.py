@@ -364,3 +364,27 @@ def test_public_api_matches_reference_with_autograd(native, auto_backend, mode):
     (y_ref * w).sum().backward()
     assert_close(xd.grad, xr.grad, torch.float32, "public grad x")
     assert_close(ad.grad, ar.grad, torch.float32, "public grad a")
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 9), (9, 1), (14, 14), (56, 56)])
+def test_grid_spanning_tree_on_cuda_equals_cpu(native, auto_backend, h, w):
+    """The CUDA path composes the single ops (weights, MST, BFS); eager inference then calls the
+    CUDA scan directly (ops.backend.eager_native): both equal the CPU results."""
+    g = torch.Generator().manual_seed(h + w)
+    feature = torch.randn(2, 8, h, w, generator=g)
+    # the same weights on both sides (the CUDA weights are PyTorch's formula, the CPU's a kernel)
+    edges = ops.grid_edges(h, w)
+    weights = reference.grid_cosine_weights(feature)
+    rows = ops.minimum_spanning_tree(edges, weights, h * w)
+    want = ops.bfs(rows)
+    got_rows, got = ops.grid_spanning_tree(feature.to(DEV))
+    assert got_rows.device.type == DEV and got.order.device.type == DEV
+    torch.testing.assert_close(ops.cosine_edge_weights(feature.to(DEV)).cpu(), weights, rtol=1e-5, atol=1e-6)
+    if torch.equal(ops.cosine_edge_weights(feature.to(DEV)).cpu(), weights):  # no last-bit tie reorder
+        assert torch.equal(got_rows.cpu(), rows) and all(torch.equal(p.cpu(), q) for p, q in zip(got, want))
+    x = torch.randn(2, 5, h * w, generator=g)
+    a = torch.rand(2, 5, h * w, generator=g)
+    with torch.no_grad():
+        assert backend_mod.eager_native(x.to(DEV), a.to(DEV)) is native
+        y = ops.tree_scan(x.to(DEV), a.to(DEV), ops.TreeOrder(*(t.to(DEV) for t in want)))
+    torch.testing.assert_close(y.cpu(), ops.tree_scan(x, a, want), rtol=1e-5, atol=1e-5)
