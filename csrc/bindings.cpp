@@ -120,6 +120,25 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> grid_tree(const Tensor& feature) {
   return grid_tree_cpu(feature);
 }
 
+Tensor depthwise_conv_silu(const Tensor& input, const Tensor& weight, const c10::optional<Tensor>& bias) {
+  const char* op = "depthwise_conv_silu";
+  TORCH_CHECK(input.dim() == 4 && input.is_contiguous(), op, ": input must be a contiguous (B, H, W, C) tensor, got ",
+              input.sizes(), " with strides ", input.strides());
+  const int64_t c = input.size(3);
+  TORCH_CHECK(weight.dim() == 4 && weight.size(0) == c && weight.size(1) == 1 && weight.size(2) == weight.size(3) &&
+              weight.size(2) % 2 == 1 && weight.is_contiguous(), op, ": weight must be a contiguous (C, 1, k, k) "
+              "tensor with odd k and C = ", c, ", got ", weight.sizes());
+  if (bias.has_value()) {
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == c && bias->is_contiguous(), op, ": bias must be a contiguous (",
+                c, ",) vector, got ", bias->sizes());
+    TORCH_CHECK(bias->scalar_type() == at::kFloat && !bias->is_cuda(), op, ": CPU float32 tensors only");
+  }
+  for (const Tensor* t : {&input, &weight}) {
+    TORCH_CHECK(t->scalar_type() == at::kFloat && !t->is_cuda(), op, ": CPU float32 tensors only");
+  }
+  return depthwise_conv_silu_cpu(input, weight, bias);
+}
+
 Tensor ssm_output(const Tensor& h, const Tensor& u, const Tensor& c, const Tensor& ds,
                   const c10::optional<Tensor>& h_weight, const c10::optional<Tensor>& h_bias, double h_eps,
                   const Tensor& o_weight, const Tensor& o_bias, double o_eps, const Tensor& z, bool silu_gate) {
@@ -184,6 +203,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("grid_cosine_weights", &grootvl::grid_cosine_weights, "exp(-cosine) weights of the grid edges (CPU)");
   m.def("grid_tree", &grootvl::grid_tree,
         "spanning tree of the pixel grid: exp(-cos) weights, MST, BFS from pixel 0 in one call (CPU)");
+  m.def("depthwise_conv_silu", &grootvl::depthwise_conv_silu,
+        "silu(depthwise conv (stride 1, zero padding) + bias) on (B, H, W, C) float32 (CPU, inference)");
   m.def("ssm_discretize", &grootvl::ssm_discretize,
         "TreeSSM discretisation (exp(softplus(dt + bias) a), softplus(dt + bias) b u) (CPU, inference)");
   m.def("ssm_output", &grootvl::ssm_output, "TreeSSM output out_norm(h_norm(h) * c + u * ds) * (silu(z) if silu_gate else z) (CPU, inference)",

@@ -47,6 +47,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> grid_tree_cpu(const Tensor& feature);
 // The full scan's forward for inference: y only (scan_full_fwd's u, which only the backward reads,
 // is neither computed into memory nor allocated). CPU only.
 Tensor scan_full_infer_cpu(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent);
+// silu(depthwise conv k x k (stride 1, zero padding k/2) + bias) for inference: input and output
+// (B, H, W, C) contiguous float32, weight (C, 1, k, k) contiguous, bias (C,) or none. CPU only.
+Tensor depthwise_conv_silu_cpu(const Tensor& input, const Tensor& weight, const c10::optional<Tensor>& bias);
 // TreeSSM output for inference: out_norm(h_norm(h) * c + u * ds) * g over (B, L, D) float32 rows,
 // g = silu(z) if silu_gate else z (h, u contiguous; z with contiguous rows (stride(2) == 1); c
 // (B, L, 1) any strides; h_norm optional).

@@ -208,8 +208,12 @@ class TreeSSM(nn.Module):
         # 3. the gate's SiLU is applied by ops.ssm_output, in its fused pass on the CPU
         # NOTE: the permuted view is NCHW in channels_last memory; oneDNN's depthwise conv runs
         # ~2x faster on it than on a contiguous copy, and u stays channels-innermost (cheap
-        # cosine weights and (B, L, D) views below).
-        u = self.act(self.conv2d(xs.permute(0, 3, 1, 2)))            # 4. (B, D, H, W)
+        # cosine weights and (B, L, D) views below). With a SiLU, ops.depthwise_conv_silu runs
+        # conv and activation in one CPU pass for inference (PyTorch's ops otherwise).
+        if isinstance(self.act, nn.SiLU):
+            u = ops.depthwise_conv_silu(xs, self.conv2d.weight, self.conv2d.bias).permute(0, 3, 1, 2)
+        else:
+            u = self.act(self.conv2d(xs.permute(0, 3, 1, 2)))        # 4. (B, D, H, W)
         # fmt: on
         if tree is not None and (tree.height != h or tree.width != w
                                  or tree.order.order.shape[0] != b):

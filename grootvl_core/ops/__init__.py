@@ -12,6 +12,7 @@ implementation runs (``GROOTVL_OPS=reference|native`` forces one).
 """
 
 from .backend import backend
+from .depthwise_conv import depthwise_conv_silu
 from .graph import cosine_edge_weights, grid_edges, num_grid_edges
 from .grid_tree import grid_spanning_tree, grid_spanning_tree_ref
 from .ssm_discretize import ssm_discretize
@@ -25,6 +26,7 @@ __all__ = [
     "bfs",
     "bfs_ref",
     "cosine_edge_weights",
+    "depthwise_conv_silu",
     "grid_edges",
     "grid_spanning_tree",
     "grid_spanning_tree_ref",

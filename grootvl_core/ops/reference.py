@@ -23,6 +23,10 @@ Backend interface (the native extension exposes the same eight functions with th
     scan_subtree_fwd(x, a, order, parent, depth) -> y
     scan_subtree_bwd(g, a, order, parent, depth, y) -> (grad_x, grad_a)
 
+CPU-only inference kernels of the native extension, each with its oracle here or in ``ops``:
+``ssm_discretize``, ``depthwise_conv_silu`` (below), ``grid_tree`` (``ops.grid_spanning_tree_ref``)
+and ``scan_full_infer`` (``scan_full_fwd``'s ``y``).
+
 Scan functions take float32 or float64 ``(B, D, V)`` contiguous tensors (the native CPU ones
 also channels-last views, see ``tree_scan``) and return the same dtype; ``u`` is the pass-1
 aggregate in sorted (position) space.
@@ -35,6 +39,7 @@ from collections import deque
 import torch
 
 __all__ = [
+    "depthwise_conv_silu",
     "grid_cosine_weights",
     "ssm_discretize",
     "ssm_output",
@@ -66,6 +71,14 @@ def grid_cosine_weights(feature: torch.Tensor) -> torch.Tensor:
     horizontal = (n[:, :, :, :-1] * n[:, :, :, 1:]).sum(1)
     cos = torch.cat([vertical.reshape(b, -1), horizontal.reshape(b, -1)], dim=1)
     return torch.exp(-cos)
+
+
+def depthwise_conv_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``silu(conv2d(x, weight, bias, padding=k // 2, groups=C))`` on channels-last ``x``
+    ``(B, H, W, C)``; returns ``(B, H, W, C)`` (TreeSSM step 4)."""
+    k = weight.shape[-1]
+    y = torch.nn.functional.conv2d(x.permute(0, 3, 1, 2), weight, bias, padding=k // 2, groups=x.shape[-1])
+    return torch.nn.functional.silu(y).permute(0, 2, 3, 1)
 
 
 def ssm_discretize(dt: torch.Tensor, bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor,

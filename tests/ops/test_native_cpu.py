@@ -800,3 +800,49 @@ def test_scan_full_infer_equals_forward(native, layout, h, w, d, batch):
     assert torch.equal(y, y_fwd) and y.stride() == y_fwd.stride()
     torch.testing.assert_close(y.double(), reference.scan_full_fwd(x.double(), a.double(), *tree)[0],
                                rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Depthwise conv + SiLU (TreeSSM step 4)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("b,h,w,c,k", [(1, 1, 1, 1, 3), (2, 1, 9, 5, 3), (1, 9, 1, 16, 3), (2, 7, 9, 33, 3),
+                                       (1, 14, 14, 640, 3), (1, 6, 5, 7, 1), (2, 6, 5, 7, 5), (1, 3, 3, 4, 7)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_depthwise_conv_silu_equals_reference(use_native, b, h, w, c, k, with_bias):
+    g = torch.Generator().manual_seed(b * 1000 + h * 100 + w * 10 + c + k)
+    x = torch.randn(b, h, w, c, generator=g)
+    weight = torch.randn(c, 1, k, k, generator=g)
+    bias = torch.randn(c, generator=g) if with_bias else None
+    want = reference.depthwise_conv_silu(x, weight, bias)
+    got = use_native.depthwise_conv_silu(x, weight, bias)
+    assert got.shape == (b, h, w, c) and got.is_contiguous()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # the op: native here; the same through a strided input
+        torch.testing.assert_close(ops.depthwise_conv_silu(x.transpose(1, 2).contiguous().transpose(1, 2),
+                                                           weight, bias), want, rtol=1e-5, atol=1e-5)
+
+
+def test_depthwise_conv_silu_special_values_and_errors(use_native):
+    x = torch.tensor([0.0, 100.0, -100.0, 1e30, -1e30, float("inf"), float("-inf"), float("nan")]).view(1, 1, 1, 8)
+    weight = torch.ones(8, 1, 3, 3)
+    got = use_native.depthwise_conv_silu(x, weight, None)
+    want = torch.nn.functional.silu(x)
+    torch.testing.assert_close(got, want, equal_nan=True)
+    with pytest.raises(ValueError, match="odd k"):
+        ops.depthwise_conv_silu(x, torch.ones(8, 1, 2, 2), None)
+    with pytest.raises(RuntimeError, match="contiguous"):
+        use_native.depthwise_conv_silu(x.transpose(2, 3), weight, None)
+
+
+def test_treessm_conv_step_with_and_without_autograd(use_native):
+    """TreeSSM's conv + SiLU: the fused inference path and the autograd path agree."""
+    from grootvl_core.models.tree_ssm import TreeSSM
+
+    torch.manual_seed(0)
+    m = TreeSSM(d_model=12, d_state=1, ssm_ratio=2.0, conv_bias=True).eval()
+    x = torch.randn(2, 5, 6, 12)
+    with torch.no_grad():
+        fused = m(x)
+    torch.testing.assert_close(fused, m(x), rtol=1e-4, atol=1e-5)
