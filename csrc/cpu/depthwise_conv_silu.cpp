@@ -13,12 +13,6 @@
 
 #include <algorithm>
 
-#if defined(_OPENMP)
-#define GROOTVL_SIMD_ROW _Pragma("omp simd")
-#else
-#define GROOTVL_SIMD_ROW
-#endif
-
 namespace grootvl {
 namespace {
 

@@ -4,17 +4,12 @@
 // one dot product per edge. PyTorch's formula normalises every pixel and multiplies shifted
 // copies: several passes and temporaries of the whole feature map per block.
 #include "tree_scan.h"
+#include "vec_math.h"
 
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
-
-#if defined(_OPENMP)
-#define GROOTVL_SIMD_SUM_S _Pragma("omp simd reduction(+ : s)")
-#else
-#define GROOTVL_SIMD_SUM_S
-#endif
 
 namespace grootvl {
 namespace {

@@ -11,12 +11,6 @@
 
 #include <ATen/Parallel.h>
 
-#if defined(_OPENMP)
-#define GROOTVL_SIMD_ROW _Pragma("omp simd")
-#else
-#define GROOTVL_SIMD_ROW
-#endif
-
 namespace grootvl {
 namespace {
 

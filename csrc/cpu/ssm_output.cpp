@@ -13,16 +13,6 @@
 #include <cmath>
 #include <vector>
 
-#if defined(_OPENMP)
-#define GROOTVL_SIMD_ROW _Pragma("omp simd")
-#define GROOTVL_SIMD_SUM_S _Pragma("omp simd reduction(+ : s)")
-#define GROOTVL_SIMD_SUM_Q _Pragma("omp simd reduction(+ : q)")
-#else
-#define GROOTVL_SIMD_ROW
-#define GROOTVL_SIMD_SUM_S
-#define GROOTVL_SIMD_SUM_Q
-#endif
-
 namespace grootvl {
 namespace {
 

@@ -8,6 +8,18 @@
 #include <cstdint>
 #include <cstring>
 
+// Loop pragmas shared by the fused CPU kernels: `omp simd` asks for a vectorised loop (GCC does not
+// vectorise these on its own at -O3 without -march flags); the _S / _Q forms reduce into `s` / `q`.
+#if defined(_OPENMP)
+#define GROOTVL_SIMD_ROW _Pragma("omp simd")
+#define GROOTVL_SIMD_SUM_S _Pragma("omp simd reduction(+ : s)")
+#define GROOTVL_SIMD_SUM_Q _Pragma("omp simd reduction(+ : q)")
+#else
+#define GROOTVL_SIMD_ROW
+#define GROOTVL_SIMD_SUM_S
+#define GROOTVL_SIMD_SUM_Q
+#endif
+
 // Multiversioning for the compute-bound loops that call these: GCC compiles the marked function
 // once per listed ISA and an ifunc picks the widest the CPU has when the library loads (x86-64
 // Linux; elsewhere one baseline build). The functions below are inlined into each version.
