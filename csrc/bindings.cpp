@@ -2,6 +2,10 @@
 // and dispatch by device to the CPU (csrc/cpu) or CUDA (csrc/cuda) implementation.
 #include "tree_scan.h"
 
+#include <ATen/OpMathType.h>
+
+#include <string>
+
 namespace grootvl {
 namespace {
 
@@ -11,16 +15,21 @@ void check_index(const char* op, const char* name, const Tensor& t, int64_t dim)
   TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
 }
 
+// `values` must have ref's dtype, except the one named `u` (the full scan's saved pass-1 aggregate),
+// which is kept in the compute dtype: float32 for float16/bfloat16 values.
 void check_scan(const char* op, const Tensor& ref, std::initializer_list<std::pair<const char*, const Tensor*>> values,
                 const Tensor& order, const Tensor& parent, const Tensor& depth) {
   TORCH_CHECK(ref.dim() == 3, op, ": tensors must be (B, D, V), got ", ref.sizes());
-  TORCH_CHECK(ref.scalar_type() == at::kFloat || ref.scalar_type() == at::kDouble, op,
-              ": tensors must be float32 or float64, got ", ref.scalar_type());
+  const at::ScalarType type = ref.scalar_type();
+  const bool half = type == at::kHalf || type == at::kBFloat16;
+  TORCH_CHECK(type == at::kFloat || type == at::kDouble || (half && ref.is_cuda()), op,
+              ": tensors must be float32 or float64", ref.is_cuda() ? " (or float16/bfloat16)" : "", ", got ", type,
+              half ? "; the CPU kernels take float32: cast first" : "");
   for (const auto& kv : values) {
     const Tensor& t = *kv.second;
     TORCH_CHECK(t.sizes() == ref.sizes(), op, ": ", kv.first, " must be ", ref.sizes(), ", got ", t.sizes());
-    TORCH_CHECK(t.scalar_type() == ref.scalar_type(), op, ": ", kv.first, " must be ", ref.scalar_type(),
-                ", got ", t.scalar_type());
+    const at::ScalarType want = std::string(kv.first) == "u" ? at::toOpMathType(type) : type;
+    TORCH_CHECK(t.scalar_type() == want, op, ": ", kv.first, " must be ", want, ", got ", t.scalar_type());
     TORCH_CHECK(t.device() == ref.device(), op, ": ", kv.first, " is on ", t.device(), ", expected ", ref.device());
     // the CPU kernels also read and write channels-last memory: a (B, D, V) view of a contiguous
     // (B, V, D) tensor, i.e. strides (V D, 1, D)

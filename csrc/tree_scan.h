@@ -1,9 +1,10 @@
 // Declarations of the native tree-scan backends (CPU in csrc/cpu, CUDA in csrc/cuda).
 //
 // Semantics: grootvl_core/ops/reference.py (the oracle) and reference-grootvl.md 1.2-1.9.
-// All index tensors are int64. Scan tensors are (B, D, V), float32 or float64, contiguous,
-// in VERTEX order except `u`, the pass-1 aggregate of the full scan, which is (B, D, V) in
-// SORTED (BFS position) order. `order`, `parent` (position of the parent), `depth` are (B, V).
+// All index tensors are int64. Scan tensors are (B, D, V), float32 or float64 (on CUDA also
+// float16 / bfloat16, read and written as such and computed in float32), contiguous, in VERTEX
+// order except `u`, the pass-1 aggregate of the full scan, which is (B, D, V) in SORTED (BFS
+// position) order and in the compute dtype (float32 for float16 / bfloat16 scans). `order`, `parent` (position of the parent), `depth` are (B, V).
 // The root's `a` is ignored and its gradient is 0. Inputs are never mutated.
 #pragma once
 

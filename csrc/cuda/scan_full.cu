@@ -3,10 +3,14 @@
 //
 // Grid (B, ceil(D / 32)), 32 threads: thread d walks both passes for channel d of image b on
 // (B, V, D) sorted-order copies made by scan_layout (coalesced). Inputs are never written.
+// float16 / bfloat16 inputs are read and outputs written in that dtype; the copies and the
+// arithmetic are float32.
 #include "common.cuh"
 #include "scan_layout.cuh"
 #include "scan_passes.cuh"
 #include "tree_scan.h"
+
+#include <ATen/OpMathType.h>
 
 namespace grootvl {
 namespace {
@@ -52,46 +56,50 @@ dim3 channel_grid(int64_t batch, int64_t n_chan, int64_t n_vert) {
 
 }  // namespace
 
+// float16 / bfloat16: the sorted-order working copies, the passes and the returned `u` are float32
+// (the compute dtype `wide`); y and the gradients come back in the caller's dtypes.
 Pair scan_full_fwd_cuda(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent,
                         const Tensor& /*depth*/) {
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t batch = x.size(0), n_chan = x.size(1), n_vert = x.size(2);
-  if (x.numel() == 0) return {at::empty_like(x), at::empty_like(x)};
+  const at::ScalarType wide = at::toOpMathType(x.scalar_type());
+  if (x.numel() == 0) return {at::empty_like(x), at::empty_like(x, x.options().dtype(wide))};
   const ScanTree tree = make_scan_tree(order, parent);
-  Tensor us = to_sorted(x, tree.inv);  // becomes U
-  const Tensor es = to_sorted(a, tree.inv);
+  Tensor us = to_sorted(x, tree.inv, wide);  // becomes U
+  const Tensor es = to_sorted(a, tree.inv, wide);
   Tensor ys = at::empty_like(us);
   const dim3 grid = channel_grid(batch, n_chan, n_vert);
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "grootvl_scan_full_fwd", [&] {
+  AT_DISPATCH_FLOATING_TYPES(wide, "grootvl_scan_full_fwd", [&] {
     full_fwd_kernel<scalar_t><<<grid, kChannels, 0, at::cuda::getCurrentCUDAStream()>>>(
         us.data_ptr<scalar_t>(), ys.data_ptr<scalar_t>(), es.data_ptr<scalar_t>(), tree.par.data_ptr<int32_t>(),
         static_cast<int>(n_vert), n_chan);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return {to_vertex(ys, tree.inv), to_vertex(us, Tensor())};
+  return {to_vertex(ys, tree.inv, x.scalar_type()), to_vertex(us, Tensor(), wide)};
 }
 
 Pair scan_full_bwd_cuda(const Tensor& g, const Tensor& a, const Tensor& order, const Tensor& parent,
                         const Tensor& /*depth*/, const Tensor& y, const Tensor& u) {
   const c10::cuda::CUDAGuard guard(g.device());
   const int64_t batch = g.size(0), n_chan = g.size(1), n_vert = g.size(2);
-  if (g.numel() == 0) return {at::empty_like(g), at::empty_like(g)};
+  if (g.numel() == 0) return {at::empty_like(g), at::empty_like(a)};
+  const at::ScalarType wide = at::toOpMathType(g.scalar_type());
   const ScanTree tree = make_scan_tree(order, parent);
-  Tensor ug = to_sorted(g, tree.inv);  // becomes Ug
-  const Tensor es = to_sorted(a, tree.inv);
-  const Tensor ux = to_sorted(u, Tensor());  // u is already in sorted order
-  const Tensor yx = to_sorted(y, tree.inv);
+  Tensor ug = to_sorted(g, tree.inv, wide);  // becomes Ug
+  const Tensor es = to_sorted(a, tree.inv, wide);
+  const Tensor ux = to_sorted(u, Tensor(), wide);  // u is already in sorted order (and wide)
+  const Tensor yx = to_sorted(y, tree.inv, wide);
   Tensor yg = at::empty_like(ug);
   Tensor ge = at::empty_like(ug);
   const dim3 grid = channel_grid(batch, n_chan, n_vert);
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "grootvl_scan_full_bwd", [&] {
+  AT_DISPATCH_FLOATING_TYPES(wide, "grootvl_scan_full_bwd", [&] {
     full_bwd_kernel<scalar_t><<<grid, kChannels, 0, at::cuda::getCurrentCUDAStream()>>>(
         ug.data_ptr<scalar_t>(), yg.data_ptr<scalar_t>(), es.data_ptr<scalar_t>(), ux.data_ptr<scalar_t>(),
         yx.data_ptr<scalar_t>(), ge.data_ptr<scalar_t>(), tree.par.data_ptr<int32_t>(), static_cast<int>(n_vert),
         n_chan);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return {to_vertex(yg, tree.inv), to_vertex(ge, tree.inv)};
+  return {to_vertex(yg, tree.inv, g.scalar_type()), to_vertex(ge, tree.inv, a.scalar_type())};
 }
 
 }  // namespace grootvl

@@ -10,6 +10,10 @@
 //
 // `order` must be a permutation of [0, V) (what bfs returns). Out-of-range ids are skipped, so
 // a malformed order can give wrong values but never touches memory outside the tensors.
+//
+// float16 / bfloat16 scans: the sorted-order copies are float32 (converted inside these
+// transposes, no extra pass), the scans run on them, and the way back converts to the caller's
+// dtype; the saved pass-1 aggregate `u` stays float32.
 #pragma once
 
 #include "tree_scan.h"
@@ -26,10 +30,12 @@ struct ScanTree {
 ScanTree make_scan_tree(const Tensor& order, const Tensor& parent);
 
 // (B, D, V) vertex order -> (B, V, D) sorted order; with `inv` undefined a plain transpose.
-Tensor to_sorted(const Tensor& in, const Tensor& inv);
+// `out_type`: in's dtype, or its compute dtype (float16/bfloat16 -> float32, converted on the way).
+Tensor to_sorted(const Tensor& in, const Tensor& inv, at::ScalarType out_type);
 
 // (B, V, D) sorted order -> (B, D, V) vertex order; with `inv` undefined a plain transpose.
-Tensor to_vertex(const Tensor& in, const Tensor& inv);
+// `out_type`: in's dtype, or a dtype whose compute dtype is in's (float32 -> float16/bfloat16).
+Tensor to_vertex(const Tensor& in, const Tensor& inv, at::ScalarType out_type);
 
 }  // namespace cuda_detail
 }  // namespace grootvl

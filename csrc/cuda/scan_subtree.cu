@@ -6,6 +6,8 @@
 #include "scan_passes.cuh"
 #include "tree_scan.h"
 
+#include <ATen/OpMathType.h>
+
 namespace grootvl {
 namespace {
 
@@ -45,42 +47,45 @@ dim3 channel_grid(int64_t batch, int64_t n_chan, int64_t n_vert) {
 
 }  // namespace
 
+// float16 / bfloat16: float32 working copies and passes, results in the caller's dtypes.
 Tensor scan_subtree_fwd_cuda(const Tensor& x, const Tensor& a, const Tensor& order, const Tensor& parent,
                              const Tensor& /*depth*/) {
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t batch = x.size(0), n_chan = x.size(1), n_vert = x.size(2);
   if (x.numel() == 0) return at::empty_like(x);
+  const at::ScalarType wide = at::toOpMathType(x.scalar_type());
   const ScanTree tree = make_scan_tree(order, parent);
-  Tensor us = to_sorted(x, tree.inv);
-  const Tensor es = to_sorted(a, tree.inv);
+  Tensor us = to_sorted(x, tree.inv, wide);
+  const Tensor es = to_sorted(a, tree.inv, wide);
   const dim3 grid = channel_grid(batch, n_chan, n_vert);
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "grootvl_scan_subtree_fwd", [&] {
+  AT_DISPATCH_FLOATING_TYPES(wide, "grootvl_scan_subtree_fwd", [&] {
     subtree_fwd_kernel<scalar_t><<<grid, kChannels, 0, at::cuda::getCurrentCUDAStream()>>>(
         us.data_ptr<scalar_t>(), es.data_ptr<scalar_t>(), tree.par.data_ptr<int32_t>(), static_cast<int>(n_vert),
         n_chan);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return to_vertex(us, tree.inv);
+  return to_vertex(us, tree.inv, x.scalar_type());
 }
 
 Pair scan_subtree_bwd_cuda(const Tensor& g, const Tensor& a, const Tensor& order, const Tensor& parent,
                            const Tensor& /*depth*/, const Tensor& y) {
   const c10::cuda::CUDAGuard guard(g.device());
   const int64_t batch = g.size(0), n_chan = g.size(1), n_vert = g.size(2);
-  if (g.numel() == 0) return {at::empty_like(g), at::empty_like(g)};
+  if (g.numel() == 0) return {at::empty_like(g), at::empty_like(a)};
+  const at::ScalarType wide = at::toOpMathType(g.scalar_type());
   const ScanTree tree = make_scan_tree(order, parent);
-  Tensor gs = to_sorted(g, tree.inv);  // becomes G
-  const Tensor es = to_sorted(a, tree.inv);
-  const Tensor us = to_sorted(y, tree.inv);
+  Tensor gs = to_sorted(g, tree.inv, wide);  // becomes G
+  const Tensor es = to_sorted(a, tree.inv, wide);
+  const Tensor us = to_sorted(y, tree.inv, wide);
   Tensor ge = at::empty_like(gs);
   const dim3 grid = channel_grid(batch, n_chan, n_vert);
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "grootvl_scan_subtree_bwd", [&] {
+  AT_DISPATCH_FLOATING_TYPES(wide, "grootvl_scan_subtree_bwd", [&] {
     subtree_bwd_kernel<scalar_t><<<grid, kChannels, 0, at::cuda::getCurrentCUDAStream()>>>(
         gs.data_ptr<scalar_t>(), es.data_ptr<scalar_t>(), us.data_ptr<scalar_t>(), ge.data_ptr<scalar_t>(),
         tree.par.data_ptr<int32_t>(), static_cast<int>(n_vert), n_chan);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return {to_vertex(gs, tree.inv), to_vertex(ge, tree.inv)};
+  return {to_vertex(gs, tree.inv, g.scalar_type()), to_vertex(ge, tree.inv, a.scalar_type())};
 }
 
 }  // namespace grootvl

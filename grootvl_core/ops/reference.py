@@ -244,12 +244,17 @@ def _root_to_leaf_prefix(gs, es, parent, levels):
     return out
 
 
+def _like(t, ref):
+    """``t`` with ``ref``'s memory layout (the registered ops' fake functions promise it)."""
+    return t if t.stride() == ref.stride() else torch.empty_like(ref, dtype=t.dtype).copy_(t)
+
+
 def scan_full_fwd(x, a, order, parent, depth):
     levels = _levels(depth)
     xs, es = _to_sorted(x, order), _to_sorted(a, order)
     us = _leaf_to_root(xs, es, parent, levels)
     ys = _root_to_leaf_full(us, es, parent, levels)
-    return _to_vertex(ys, order), us.transpose(1, 2).contiguous()
+    return _like(_to_vertex(ys, order), x), _like(us.transpose(1, 2), x)
 
 
 def scan_full_bwd(g, a, order, parent, depth, y, u):
@@ -266,13 +271,13 @@ def scan_full_bwd(g, a, order, parent, depth, y, u):
     yx_p, yg_p = yx[bidx, parent], yg[bidx, parent]
     ge = ug * (yx_p - es * ux) + ux * (yg_p - es * ug)
     ge[:, 0] = 0
-    return _to_vertex(yg, order), _to_vertex(ge, order)
+    return _like(_to_vertex(yg, order), g), _like(_to_vertex(ge, order), a)
 
 
 def scan_subtree_fwd(x, a, order, parent, depth):
     levels = _levels(depth)
     us = _leaf_to_root(_to_sorted(x, order), _to_sorted(a, order), parent, levels)
-    return _to_vertex(us, order)
+    return _like(_to_vertex(us, order), x)
 
 
 def scan_subtree_bwd(g, a, order, parent, depth, y):
@@ -285,7 +290,7 @@ def scan_subtree_bwd(g, a, order, parent, depth, y):
     bidx = torch.arange(order.shape[0], device=order.device)[:, None]
     ge = gs[bidx, parent] * us
     ge[:, 0] = 0
-    return _to_vertex(gs, order), _to_vertex(ge, order)
+    return _like(_to_vertex(gs, order), g), _like(_to_vertex(ge, order), a)
 
 
 def tree_scan_ref(x: torch.Tensor, a: torch.Tensor, tree, mode: str = "full") -> torch.Tensor:

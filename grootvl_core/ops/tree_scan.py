@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import reference
 from .backend import eager_native, implementation
 from .reference import tree_scan_ref
 from .spanning_tree import TreeOrder
@@ -42,26 +43,52 @@ def kernel_layout(t: Tensor) -> Tensor:
 
 
 
+# float16 / bfloat16 scans compute in float32. The CUDA kernels read and write those dtypes
+# themselves (float32 working copies, made inside their layout change); every other backend gets
+# float32 copies here. Either way the full scan's saved pass-1 aggregate ``u`` is float32.
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a scan of ``dtype`` values computes in: float64 or float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _backend_for(t: Tensor):
+    """``(module, cast)``: the backend for ``t``'s device, and whether ``t``'s dtype must be cast
+    to float32 before it (float16/bfloat16 anywhere but the native CUDA kernels)."""
+    mod = implementation(t.device)
+    return mod, t.dtype in _HALF and not (t.device.type == "cuda" and mod is not reference)
+
+
 @torch.library.custom_op("grootvl::tree_scan_full", mutates_args=())
 def _full_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor
               ) -> tuple[Tensor, Tensor]:
-    return implementation(x.device).scan_full_fwd(x, a, order, parent, depth)
+    mod, cast = _backend_for(x)
+    if cast:
+        y, u = mod.scan_full_fwd(x.float(), a.float(), order, parent, depth)
+        return y.to(x.dtype), u
+    return mod.scan_full_fwd(x, a, order, parent, depth)
 
 
 @_full_fwd.register_fake
 def _(x, a, order, parent, depth):
-    return torch.empty_like(x), torch.empty_like(x)
+    return torch.empty_like(x), torch.empty_like(x, dtype=compute_dtype(x.dtype))
 
 
 @torch.library.custom_op("grootvl::tree_scan_full_backward", mutates_args=())
 def _full_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor,
               u: Tensor) -> tuple[Tensor, Tensor]:
-    return implementation(g.device).scan_full_bwd(g, a, order, parent, depth, y, u)
+    mod, cast = _backend_for(g)
+    if cast:
+        gx, ga = mod.scan_full_bwd(g.float(), a.float(), order, parent, depth, y.float(), u)
+        return gx.to(g.dtype), ga.to(a.dtype)
+    return mod.scan_full_bwd(g, a, order, parent, depth, y, u)
 
 
 @_full_bwd.register_fake
 def _(g, a, order, parent, depth, y, u):
-    return torch.empty_like(g), torch.empty_like(g)
+    return torch.empty_like(g), torch.empty_like(a)
 
 
 def _full_setup(ctx, inputs, output):
@@ -84,7 +111,10 @@ torch.library.register_autograd("grootvl::tree_scan_full", _full_backward, setup
 
 @torch.library.custom_op("grootvl::tree_scan_subtree", mutates_args=())
 def _subtree_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor) -> Tensor:
-    return implementation(x.device).scan_subtree_fwd(x, a, order, parent, depth)
+    mod, cast = _backend_for(x)
+    if cast:
+        return mod.scan_subtree_fwd(x.float(), a.float(), order, parent, depth).to(x.dtype)
+    return mod.scan_subtree_fwd(x, a, order, parent, depth)
 
 
 @_subtree_fwd.register_fake
@@ -95,12 +125,16 @@ def _(x, a, order, parent, depth):
 @torch.library.custom_op("grootvl::tree_scan_subtree_backward", mutates_args=())
 def _subtree_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor
                  ) -> tuple[Tensor, Tensor]:
-    return implementation(g.device).scan_subtree_bwd(g, a, order, parent, depth, y)
+    mod, cast = _backend_for(g)
+    if cast:
+        gx, ga = mod.scan_subtree_bwd(g.float(), a.float(), order, parent, depth, y.float())
+        return gx.to(g.dtype), ga.to(a.dtype)
+    return mod.scan_subtree_bwd(g, a, order, parent, depth, y)
 
 
 @_subtree_bwd.register_fake
 def _(g, a, order, parent, depth, y):
-    return torch.empty_like(g), torch.empty_like(g)
+    return torch.empty_like(g), torch.empty_like(a)
 
 
 def _subtree_setup(ctx, inputs, output):
@@ -170,7 +204,8 @@ def tree_scan(x: Tensor, a: Tensor, tree: TreeOrder, mode: str = "full") -> Tens
         mode: ``"full"`` (both passes) or ``"subtree"`` (leaf-to-root only).
 
     Returns:
-        ``(B, D, V)`` in vertex order, dtype of ``x``. float16/bfloat16 are computed in float32.
+        ``(B, D, V)`` in vertex order, dtype of ``x``. float16/bfloat16 are computed in float32
+        (on CUDA inside the kernels, which read and write the half-precision tensors directly).
         Differentiable in ``x`` and ``a``; inputs are never mutated. On the CPU, an ``x`` that is a
         ``(B, D, V)`` view of a contiguous ``(B, V, D)`` tensor is read in place and the output
         comes in that layout too (so ``y.transpose(1, 2)`` is contiguous).
@@ -178,7 +213,9 @@ def tree_scan(x: Tensor, a: Tensor, tree: TreeOrder, mode: str = "full") -> Tens
     _check(x, a, tree, mode)
     tree = TreeOrder(*tree)
     dtype = x.dtype
-    compute = torch.float64 if dtype == torch.float64 else torch.float32
+    # float16/bfloat16 go to CUDA as they are (the kernels convert while changing layout); every
+    # other dtype and device computes in float32/float64 copies
+    compute = dtype if dtype in _HALF and x.device.type == "cuda" else compute_dtype(dtype)
     xc, ac = kernel_layout(x.to(compute)), kernel_layout(a.to(compute))
     order, parent, depth = (t.to(torch.int64).contiguous() for t in tree)
     native = eager_native(xc, ac, order, parent, depth)

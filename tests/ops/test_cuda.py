@@ -350,6 +350,36 @@ def test_half_inputs(native, auto_backend, mode, dtype):
     assert torch.isfinite(xh.grad.float()).all() and torch.isfinite(ah.grad.float()).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_kernels_compute_in_float32(native, dtype):
+    """The kernels read float16/bfloat16 and compute in float32: y equals the float32 kernel's on
+    the same (upcast) inputs, rounded once; u is float32 and equal; the x gradient (which does not
+    read y) equals the float32 one rounded; the a gradient reads the rounded y, so it is close."""
+    rows = grid_mst(7, 9, 2, seed=11)
+    order, parent, depth = (t.to(DEV) for t in tree_order(rows))
+    x, a = scan_inputs(2, 40, 63, torch.float32, seed=12)
+    xh, ah = x.to(DEV, dtype), a.to(DEV, dtype)
+    y, u = native.scan_full_fwd(xh, ah, order, parent, depth)
+    y32, u32 = native.scan_full_fwd(xh.float(), ah.float(), order, parent, depth)
+    assert y.dtype == dtype and u.dtype == torch.float32
+    assert torch.equal(u, u32) and torch.equal(y, y32.to(dtype))
+    g = torch.randn(2, 40, 63, device=DEV).to(dtype)
+    gx, ga = native.scan_full_bwd(g, ah, order, parent, depth, y, u)
+    gx32, ga32 = native.scan_full_bwd(g.float(), ah.float(), order, parent, depth, y32, u32)
+    assert gx.dtype == dtype and ga.dtype == dtype
+    assert torch.equal(gx, gx32.to(dtype))
+    assert torch.allclose(ga.float(), ga32, rtol=3e-2, atol=3e-2 * ga32.abs().max().item())
+    ys = native.scan_subtree_fwd(xh, ah, order, parent, depth)
+    ys32 = native.scan_subtree_fwd(xh.float(), ah.float(), order, parent, depth)
+    assert ys.dtype == dtype and torch.equal(ys, ys32.to(dtype))
+    gxs, gas = native.scan_subtree_bwd(g, ah, order, parent, depth, ys)
+    gxs32, gas32 = native.scan_subtree_bwd(g.float(), ah.float(), order, parent, depth, ys32)
+    assert torch.equal(gxs, gxs32.to(dtype))
+    assert torch.allclose(gas.float(), gas32, rtol=3e-2, atol=3e-2 * gas32.abs().max().item())
+    with pytest.raises(RuntimeError, match="u must be"):
+        native.scan_full_bwd(g, ah, order, parent, depth, y, u.to(dtype))
+
+
 @pytest.mark.parametrize("mode", ["full", "subtree"])
 def test_public_api_matches_reference_with_autograd(native, auto_backend, mode):
     tree = _public_tree(9, 7, 3, seed=8)

@@ -276,6 +276,50 @@ def test_half_inputs_computed_in_float32(backend, dtype):
     torch.testing.assert_close(y, want)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_ops_keep_dtypes_and_save_u_in_float32(backend, dtype):
+    """The registered ops themselves take float16/bfloat16 on every backend: y and the gradients
+    come back in the inputs' dtype, the full scan's saved aggregate u in float32, as the fake
+    (meta) functions say; opcheck checks fake against real, and the autograd registration."""
+    _, _, rows = grid_tree(5, 4, 2)
+    tree = ops.bfs(rows)
+    idx = tuple(t.contiguous() for t in tree)
+    x, a = torch.randn(2, 3, 20).to(dtype), torch.rand(2, 3, 20).to(dtype)
+    y, u = torch.ops.grootvl.tree_scan_full(x, a, *idx)
+    assert y.dtype == dtype and u.dtype == torch.float32
+    y32, u32 = torch.ops.grootvl.tree_scan_full(x.float(), a.float(), *idx)
+    torch.testing.assert_close(u, u32, rtol=0, atol=0)
+    torch.testing.assert_close(y, y32.to(dtype), rtol=0, atol=0)
+    g = torch.randn(2, 3, 20).to(dtype)
+    gx, ga = torch.ops.grootvl.tree_scan_full_backward(g, a, *idx, y, u)
+    assert gx.dtype == dtype and ga.dtype == dtype
+    gx32, _ = torch.ops.grootvl.tree_scan_full_backward(g.float(), a.float(), *idx, y.float(), u)
+    torch.testing.assert_close(gx, gx32.to(dtype), rtol=0, atol=0)
+    ys = torch.ops.grootvl.tree_scan_subtree(x, a, *idx)
+    assert ys.dtype == dtype
+    gxs, gas = torch.ops.grootvl.tree_scan_subtree_backward(g, a, *idx, ys)
+    assert gxs.dtype == dtype and gas.dtype == dtype
+    for op in (torch.ops.grootvl.tree_scan_full.default, torch.ops.grootvl.tree_scan_subtree.default):
+        torch.library.opcheck(op, (x, a, *idx), test_utils=("test_schema", "test_faketensor"))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_opcheck(backend, dtype, channels_last):
+    """Fake (meta) outputs match the real ones in shape, dtype and strides, also for the
+    (B, D, V) views of (B, V, D) memory the CPU kernels read in place."""
+    _, _, rows = grid_tree(4, 3, 2)
+    idx = tuple(t.contiguous() for t in ops.bfs(rows))
+    if channels_last:
+        x = torch.randn(2, 12, 3, dtype=dtype).transpose(1, 2).requires_grad_()
+        a = torch.rand(2, 12, 3, dtype=dtype).transpose(1, 2).requires_grad_()
+    else:
+        x = torch.randn(2, 3, 12, dtype=dtype, requires_grad=True)
+        a = torch.rand(2, 3, 12, dtype=dtype, requires_grad=True)
+    for op in (torch.ops.grootvl.tree_scan_full.default, torch.ops.grootvl.tree_scan_subtree.default):
+        torch.library.opcheck(op, (x, a, *idx))
+
+
 def test_inputs_are_not_mutated(backend):
     _, _, rows = grid_tree(5, 5, 2)
     tree = ops.bfs(rows)
