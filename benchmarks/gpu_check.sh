@@ -4,8 +4,9 @@
 #   bash benchmarks/gpu_check.sh          # results in ${OUT:-gpu_results}/gpu_results.txt
 #
 # Installs nothing (torch must be importable). Builds the CUDA extension for the present card,
-# runs the op tests (tests/ops/test_cuda.py first, then the rest of tests/ops), then the benchmark
-# benchmarks/ops_cuda.py (ours vs the published design at GrootV-T stage shapes, batch 128).
+# runs the CUDA op tests (tests/ops/test_cuda.py), the benchmarks benchmarks/ops_cuda.py (ours vs
+# the published design at GrootV-T stage shapes, batch 128) and benchmarks/models_cuda.py (GrootV-T
+# inference and training-step images/s with either set of kernels), then the rest of tests/ops.
 # Every step has a time limit and appends to the results file as it goes, so a step that runs
 # out of time still leaves the earlier results. Exit status: 0 when every step passed.
 set -uo pipefail
@@ -71,13 +72,17 @@ fi
 step test_cuda 200 python -m pytest tests/ops/test_cuda.py --maxfail=15 -q -rfE -p no:cacheprovider --timeout=120
 tail -n 40 "$LOGS/test_cuda.log" | tee -a "$RES"
 
+wait "$BASELINE_PID" 2>/dev/null || { say "--- baseline build log ---"; tail -n 20 "$LOGS/baseline_build.log" | tee -a "$RES"; }
+step benchmark 300 python benchmarks/ops_cuda.py --batch "${BENCH_BATCH:-128}"
+cat "$LOGS/benchmark.log" | tail -n 40 | tee -a "$RES"
+
+step models 200 python benchmarks/models_cuda.py --batch "${BENCH_BATCH:-128}" --train-batch "${TRAIN_BATCH:-64}"
+tail -n 20 "$LOGS/models.log" | tee -a "$RES"
+
 wait "$CPU_PID" 2>/dev/null
 step test_ops_rest 120 python -m pytest tests/ops -x -q -rfE -p no:cacheprovider --ignore=tests/ops/test_cuda.py
 tail -n 15 "$LOGS/test_ops_rest.log" | tee -a "$RES"
 
-wait "$BASELINE_PID" 2>/dev/null || { say "--- baseline build log ---"; tail -n 20 "$LOGS/baseline_build.log" | tee -a "$RES"; }
-step benchmark 300 python benchmarks/ops_cuda.py --batch "${BENCH_BATCH:-128}"
-cat "$LOGS/benchmark.log" | tail -n 40 | tee -a "$RES"
 
 say "# total $(( $(date +%s) - START ))s, status $STATUS"
 exit $STATUS

@@ -1,0 +1,212 @@
+"""GrootV-T on CUDA: inference and training-step throughput, our kernels vs the published design.
+
+The same GrootV-T (random weights, 224x224 input) is timed twice in interleaved rounds: as the
+package runs it (device MST + BFS, the channel-lockstep scan), and with every TreeSSM's tree
+building and tree scan routed through the published design rebuilt in
+``published_baseline/published_tree_scan.cu`` (host Boruvka with device<->host copies, spin-wait
+BFS, one 64-thread block per (image, channel) scan; see ``ops_cuda.py``). Everything else (the
+projections, convolutions, norms, the edge-weight formula) is the same PyTorch code in both.
+
+- ``inference``: ``model.eval()``, ``torch.no_grad()``, batch ``--batch`` (128);
+- ``train step``: forward, cross-entropy on random labels, backward, AdamW step, batch
+  ``--train-batch`` (64).
+
+Each for every ``--precision`` (``fp32``; ``bf16``: autocast, which TreeSSM's scan ignores: it
+computes in float32 as the published code does). Prints images per second, the ratio ours /
+published, and the largest relative difference of the two models' logits on one batch (they
+should agree to float32 rounding: the trees are the same, only the BFS orders differ).
+
+    python benchmarks/models_cuda.py [--batch 128] [--train-batch 64] [--iters 5] [--precision fp32,bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+try:
+    from grootvl_core import ops
+except ImportError:  # running from a checkout that is not installed
+    sys.path.insert(0, str(ROOT))
+    from grootvl_core import ops
+
+from grootvl_core.models import tree_ssm as _tree_ssm  # noqa: E402
+
+
+class PublishedTables(NamedTuple):
+    """The published BFS output that its scan kernels take: ``(B, V, max_adj)`` int32 tables."""
+
+    index: torch.Tensor
+    parent: torch.Tensor
+    child: torch.Tensor
+
+
+class _OpsWithBaselineScan:
+    """``grootvl_core.ops`` as TreeSSM sees it, except that ``tree_scan`` of a
+    :class:`PublishedTables` tree goes to the baseline scan."""
+
+    def __init__(self, scan: Callable[[torch.Tensor, torch.Tensor, PublishedTables], torch.Tensor]):
+        self._scan = scan
+
+    def __getattr__(self, name):
+        return getattr(ops, name)
+
+    def tree_scan(self, x, a, tree, mode="full"):
+        if not isinstance(tree, PublishedTables):
+            return ops.tree_scan(x, a, tree, mode)
+        if mode != "full":
+            raise ValueError(f"the published baseline has the full scan only, not mode={mode!r}")
+        return self._scan(x, a, tree)
+
+
+@contextlib.contextmanager
+def baseline_kernels(build_tree: Callable[[torch.Tensor], PublishedTables],
+                     scan: Callable[[torch.Tensor, torch.Tensor, PublishedTables], torch.Tensor]) -> Iterator[None]:
+    """Inside, every TreeSSM builds its tree with ``build_tree(feature (B, D, H, W)) ->
+    PublishedTables`` and scans with ``scan(x, a, tables) -> y`` (``x``, ``a``, ``y``: ``(B, D, V)``
+    in vertex order), instead of ``ops.grid_spanning_tree`` and ``ops.tree_scan``.
+
+    Models with ``tree_per_stage=True`` or ``scan_order="raster"`` are not supported (the shared
+    tree's checks and the subtree scan need our tree format)."""
+    saved_build, saved_ops = _tree_ssm.build_grid_tree, _tree_ssm.ops
+
+    def build_grid_tree(feature):
+        tables = build_tree(feature)
+        return _tree_ssm.SpanningTree(None, tables, feature.shape[2], feature.shape[3])
+
+    _tree_ssm.build_grid_tree = build_grid_tree
+    _tree_ssm.ops = _OpsWithBaselineScan(scan)
+    try:
+        yield
+    finally:
+        _tree_ssm.build_grid_tree, _tree_ssm.ops = saved_build, saved_ops
+
+
+def published_kernels(ext):
+    """``(build_tree, scan)`` for :func:`baseline_kernels` from the published-design extension:
+    the edge weights by the same formula (``ops.cosine_edge_weights``), then its host MST and BFS;
+    its refine kernels with the gather of the weights into sorted order done in Python, as the
+    published GrootV does."""
+    from ops_cuda import published_scan, published_tree
+
+    edge_cache: dict = {}
+
+    def build_tree(feature):
+        b, _, h, w = feature.shape
+        key = (h, w, b, feature.device)
+        if key not in edge_cache:  # the published code keeps the grid's edge index too
+            edge_cache[key] = ops.grid_edges(h, w, device=feature.device).expand(b, -1, -1).int().contiguous()
+        weights = ops.cosine_edge_weights(feature)
+        return PublishedTables(*published_tree(ext, edge_cache[key], weights.float().contiguous(), h * w))
+
+    def scan(x, a, tables):
+        return published_scan(ext, x.contiguous(), a.contiguous(), tuple(tables))
+
+    return build_tree, scan
+
+
+def throughput(step: Callable[[], None], batch: int, warmup: int, iters: int) -> float:
+    """Images per second of ``step`` (CUDA events around ``iters`` calls after ``warmup``)."""
+    from ops_cuda import cuda_time
+
+    return batch / (cuda_time(step, warmup, iters) / 1000.0)
+
+
+def run(args) -> int:
+    import timm
+    import torch.nn.functional as F
+
+    import grootvl_core.models  # noqa: F401  (registers grootv_* with timm)
+    from grootvl_core.ops.backend import implementation, native_error
+    from ops_cuda import load_published
+
+    if not torch.cuda.is_available():
+        print("models_cuda.py: no CUDA device; nothing to measure")
+        return 1
+    implementation("cuda")
+    if native_error("cuda"):
+        print(f"models_cuda.py: the CUDA build of grootvl failed: {native_error('cuda')}")
+        return 1
+    t0 = time.time()
+    ext = load_published()
+    print(f"# published baseline built/loaded in {time.time() - t0:.1f} s")
+    build_tree, scan = published_kernels(ext)
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    model = timm.create_model(args.model).cuda()
+    if getattr(model, "tree_per_stage", False):
+        raise SystemExit("models_cuda.py: tree_per_stage models are not supported by the baseline swap")
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    print(f"# device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+          f"{args.model}, 224x224, TF32 on, images/s from the mean of {args.iters} calls after {args.warmup} "
+          f"warm-up calls, {args.rounds} interleaved rounds (median)")
+
+    # sanity: same logits (float32, eval) with either set of kernels
+    x = torch.randn(min(args.batch, 16), 3, 224, 224, device="cuda", generator=gen)
+    model.eval()
+    with torch.no_grad():
+        ours = model(x)
+        with baseline_kernels(build_tree, scan):
+            pub = model(x)
+    diff = ((ours - pub).abs().max() / pub.abs().max().clamp(min=1e-30)).item()
+    print(f"# sanity: max |logits ours - published| / max |logits| = {diff:.2e} (batch {x.shape[0]}, fp32)")
+
+    print(f"{'phase':<12} {'precision':<9} {'batch':>5} {'ours img/s':>11} {'published img/s':>16} {'ours/published':>15}")
+    for precision in args.precision.split(","):
+        if precision not in ("fp32", "bf16"):
+            raise SystemExit(f"models_cuda.py: --precision takes fp32 and/or bf16, got {precision!r}")
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16")
+        xi = torch.randn(args.batch, 3, 224, 224, device="cuda", generator=gen)
+        xt = torch.randn(args.train_batch, 3, 224, 224, device="cuda", generator=gen)
+        yt = torch.randint(0, model.num_classes, (args.train_batch,), device="cuda", generator=gen)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def infer():
+            with torch.no_grad(), autocast:
+                model(xi)
+
+        def train_step():
+            with autocast:
+                loss = F.cross_entropy(model(xt), yt)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        for phase, fn, batch, mode in (("inference", infer, args.batch, False),
+                                       ("train step", train_step, args.train_batch, True)):
+            model.train(mode)
+            ours_r, pub_r = [], []
+            for _ in range(args.rounds):
+                ours_r.append(throughput(fn, batch, args.warmup, args.iters))
+                with baseline_kernels(build_tree, scan):
+                    pub_r.append(throughput(fn, batch, args.warmup, args.iters))
+            o, p = sorted(ours_r)[len(ours_r) // 2], sorted(pub_r)[len(pub_r) // 2]
+            print(f"{phase:<12} {precision:<9} {batch:>5} {o:>11.1f} {p:>16.1f} {o / p:>14.2f}x", flush=True)
+        del opt
+        torch.cuda.empty_cache()
+    print(f"# peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="grootv_tiny")
+    parser.add_argument("--batch", type=int, default=128, help="inference batch")
+    parser.add_argument("--train-batch", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
