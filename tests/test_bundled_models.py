@@ -110,3 +110,29 @@ def test_lm_reproduces_its_greedy_continuations():
         new = generate(model, ids, max_new_tokens=refs["max_new_tokens"], temperature=0.0)[0, ids.shape[1]:]
         assert new.tolist() == item["greedy_ids"], item["prompt"]
         assert tok.decode(new.tolist()) == item["greedy_text"]
+
+
+@needs_fmnist
+def test_segmenter_flip_averages_the_mirror_image():
+    """Flip test-time augmentation: the mean of the probabilities of the image and of its mirror
+    (mirrored back); the bundled segmenter's Segmenter(flip=True) uses it, and evaluate_segmenter
+    reports it (the model card's "with flip" figures)."""
+    from grootvl_core.data.scenes import FashionScenes
+    from grootvl_core.segment import Segmenter, segment_probabilities
+    from grootvl_core.train.scenes import evaluate_segmenter, normalise
+
+    model = zoo.load_model("grootv-nano-scenes")
+    scenes = FashionScenes("test", 8, seed=1234)
+    x = normalise(torch.stack([scenes[i][0] for i in range(4)]))
+    with torch.no_grad():
+        plain = segment_probabilities(model, x)
+        mirrored = model(x.flip(-1)).softmax(1).flip(-1)
+        both = segment_probabilities(model, x, flip=True)
+    torch.testing.assert_close(plain, model(x).softmax(1).detach())
+    torch.testing.assert_close(both, 0.5 * (plain + mirrored.detach()))
+    assert not torch.equal(both, plain)
+    seg = Segmenter.from_zoo("grootv-nano-scenes", flip=True).predict(str(ASSETS / "scenes" / "scene0.png"))
+    assert seg.mask.shape == (96, 96) and 0 < seg.probabilities.min() <= seg.probabilities.max() <= 1
+    with torch.no_grad():
+        m_plain, m_flip = evaluate_segmenter(model, scenes, 8), evaluate_segmenter(model, scenes, 8, flip=True)
+    assert 0 < m_plain["mIoU"] <= 1 and 0 < m_flip["mIoU"] <= 1 and m_plain["mIoU"] != m_flip["mIoU"]

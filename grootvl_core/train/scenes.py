@@ -67,7 +67,12 @@ def miou(conf: torch.Tensor) -> tuple[float, list[float]]:
     return float(iou[valid].mean()), iou.tolist()
 
 
-def evaluate_segmenter(model, scenes: FashionScenes, count: int, batch_size: int = 32) -> dict[str, float]:
+def evaluate_segmenter(model, scenes: FashionScenes, count: int, batch_size: int = 32,
+                       flip: bool = False) -> dict[str, float]:
+    """mIoU, pixel accuracy and per-class IoU on the first ``count`` scenes; ``flip``: with
+    horizontal-flip test-time augmentation (:func:`grootvl_core.segment.segment_probabilities`)."""
+    from ..segment import segment_probabilities
+
     num_classes = model.num_classes
     conf = torch.zeros(num_classes, num_classes, dtype=torch.long)
     correct = total = 0
@@ -75,7 +80,7 @@ def evaluate_segmenter(model, scenes: FashionScenes, count: int, batch_size: int
         batch = [scenes[j] for j in range(i, min(count, i + batch_size))]
         x = normalise(torch.stack([b[0] for b in batch]))
         y = torch.stack([b[1] for b in batch])
-        pred = model(x).argmax(1)
+        pred = segment_probabilities(model, x, flip=flip).argmax(1)
         conf += confusion_matrix(pred, y, num_classes)
         correct += (pred == y).sum().item()
         total += y.numel()
@@ -155,5 +160,7 @@ def train_segmenter(out_dir: str | Path, recipe: SegmenterRecipe, resume: bool =
     model.eval()
     with torch.no_grad():
         result["final_metrics"] = evaluate_segmenter(model, test_scenes, recipe.eval_scenes)
+        flipped = evaluate_segmenter(model, test_scenes, recipe.eval_scenes, flip=True)
+        result["final_metrics"].update(mIoU_flip=flipped["mIoU"], pixel_acc_flip=flipped["pixel_acc"])
     result["recipe"] = asdict(recipe)
     return model, result
