@@ -79,6 +79,9 @@ cat "$LOGS/benchmark.log" | tail -n 40 | tee -a "$RES"
 step models 200 python benchmarks/models_cuda.py --batch "${BENCH_BATCH:-128}" --train-batch "${TRAIN_BATCH:-64}"
 tail -n 20 "$LOGS/models.log" | tee -a "$RES"
 
+step bench_bf16 120 python benchmarks/ops_cuda.py --batch "${BENCH_BATCH:-128}" --dtype bfloat16 --stages 1,3
+tail -n 12 "$LOGS/bench_bf16.log" | tee -a "$RES"
+
 wait "$CPU_PID" 2>/dev/null
 step test_ops_rest 120 python -m pytest tests/ops -x -q -rfE -p no:cacheprovider --ignore=tests/ops/test_cuda.py
 tail -n 15 "$LOGS/test_ops_rest.log" | tee -a "$RES"

@@ -80,6 +80,10 @@ def published_tree(ext, edges32, weights, v):
 
 
 def published_scan(ext, x, a, tables):
+    """The published scan; its kernels take float32/float64 only, so half-precision inputs are
+    cast to float32 first and the result back (as a user of that code would have to)."""
+    if x.dtype in (torch.float16, torch.bfloat16):
+        return published_scan(ext, x.float(), a.float(), tables).to(x.dtype)
     index, parent, child = tables
     w_sorted = torch.gather(a, 2, index.long()[:, None, :].expand_as(a))  # as GrootV's Python does
     coef = torch.ones(x.shape[0], x.shape[2], device=x.device, dtype=x.dtype)
@@ -172,7 +176,11 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--stages", default="1,2,3,4", help="comma-separated stage numbers (1-4)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
+                        help="scan inputs (half precision: ours reads it directly, the published "
+                             "kernels get float32 copies)")
     args = parser.parse_args(argv)
+    dtype = getattr(torch, args.dtype)
     if not torch.cuda.is_available():
         print("ops_cuda.py: no CUDA device; nothing to measure")
         return 1
@@ -184,11 +192,11 @@ def main(argv=None) -> int:
     ext = load_published()
     print(f"# published baseline built/loaded in {time.time() - t0:.1f} s")
     print(f"# device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
-          f"batch {args.batch}, float32, mean of {args.iters} after {args.warmup} warm-up calls")
+          f"batch {args.batch}, scan inputs {args.dtype}, mean of {args.iters} after {args.warmup} warm-up calls")
     print(f"{'shape':<16} {'op':<14} {'ours ms':>10} {'published ms':>13} {'published/ours':>15}")
     checks = []
     for stage in (int(s) for s in args.stages.split(",")):
-        rows, same_tree, diffs = run_stage(ext, stage, args.batch, args.warmup, args.iters)
+        rows, same_tree, diffs = run_stage(ext, stage, args.batch, args.warmup, args.iters, dtype)
         for shape, name, t_ours, t_pub in rows:
             print(f"{shape:<16} {name:<14} {t_ours:>10.3f} {t_pub:>13.3f} {t_pub / t_ours:>14.2f}x", flush=True)
         checks.append((rows[0][0], same_tree, diffs))
