@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
@@ -125,19 +124,11 @@ def run(args) -> int:
     import torch.nn.functional as F
 
     import grootvl_core.models  # noqa: F401  (registers grootv_* with timm)
-    from grootvl_core.ops.backend import implementation, native_error
-    from ops_cuda import load_published
+    from ops_cuda import cuda_and_baseline
 
-    if not torch.cuda.is_available():
-        print("models_cuda.py: no CUDA device; nothing to measure")
+    ext = cuda_and_baseline("models_cuda.py")
+    if ext is None:
         return 1
-    implementation("cuda")
-    if native_error("cuda"):
-        print(f"models_cuda.py: the CUDA build of grootvl failed: {native_error('cuda')}")
-        return 1
-    t0 = time.time()
-    ext = load_published()
-    print(f"# published baseline built/loaded in {time.time() - t0:.1f} s")
     build_tree, scan = published_kernels(ext)
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -190,7 +181,6 @@ def run(args) -> int:
                     pub_r.append(throughput(fn, batch, args.warmup, args.iters))
             o, p = sorted(ours_r)[len(ours_r) // 2], sorted(pub_r)[len(pub_r) // 2]
             print(f"{phase:<12} {precision:<9} {batch:>5} {o:>11.1f} {p:>16.1f} {o / p:>14.2f}x", flush=True)
-        del opt
         torch.cuda.empty_cache()
     print(f"# peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
     return 0

@@ -55,6 +55,22 @@ def load_published():
                               extra_cuda_cflags=["-O3"], verbose=False)
 
 
+def cuda_and_baseline(script: str):
+    """The published-design extension once a GPU and our CUDA build are there; otherwise None,
+    after printing why (``script`` names the caller)."""
+    if not torch.cuda.is_available():
+        print(f"{script}: no CUDA device; nothing to measure")
+        return None
+    implementation("cuda")
+    if native_error("cuda"):
+        print(f"{script}: the CUDA build of grootvl failed: {native_error('cuda')}")
+        return None
+    t0 = time.time()
+    ext = load_published()
+    print(f"# published baseline built/loaded in {time.time() - t0:.1f} s")
+    return ext
+
+
 class PublishedRefine(torch.autograd.Function):
     """The published ``_Refine`` (reference 1.6/1.7): sorted-space weights, edge_coef, saves U, Y."""
 
@@ -181,16 +197,9 @@ def main(argv=None) -> int:
                              "kernels get float32 copies)")
     args = parser.parse_args(argv)
     dtype = getattr(torch, args.dtype)
-    if not torch.cuda.is_available():
-        print("ops_cuda.py: no CUDA device; nothing to measure")
+    ext = cuda_and_baseline("ops_cuda.py")
+    if ext is None:
         return 1
-    implementation("cuda")
-    if native_error("cuda"):
-        print(f"ops_cuda.py: the CUDA build of grootvl failed: {native_error('cuda')}")
-        return 1
-    t0 = time.time()
-    ext = load_published()
-    print(f"# published baseline built/loaded in {time.time() - t0:.1f} s")
     print(f"# device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
           f"batch {args.batch}, scan inputs {args.dtype}, mean of {args.iters} after {args.warmup} warm-up calls")
     print(f"{'shape':<16} {'op':<14} {'ours ms':>10} {'published ms':>13} {'published/ours':>15}")
