@@ -37,7 +37,7 @@ except ImportError:  # running from a checkout that is not installed
     sys.path.insert(0, str(ROOT))
     from grootvl_core import ops
 
-from grootvl_core.models import tree_ssm as _tree_ssm  # noqa: E402
+from grootvl_core.models import tree_ssm as _tree_ssm  # noqa: E402  (also registers grootv_* with timm)
 
 
 class PublishedTables(NamedTuple):
@@ -123,7 +123,6 @@ def run(args) -> int:
     import timm
     import torch.nn.functional as F
 
-    import grootvl_core.models  # noqa: F401  (registers grootv_* with timm)
     from ops_cuda import cuda_and_baseline
 
     ext = cuda_and_baseline("models_cuda.py")
