@@ -341,7 +341,20 @@ def _add_train(sub) -> argparse.ArgumentParser:
                    "segmentation scene, to pretrain the segmenter's backbone)")
     p.add_argument("--input-size", type=int, default=None, metavar="S",
                    help="classify: input side in pixels (default 28; e.g. 48 with --augment scene)")
+    p.add_argument("--depths", default=None, metavar="D1,D2,D3,D4",
+                   help="classify / segment: layers per GrootV stage (default: the recipe's, 1,1,3,1); with "
+                   "--init-from a shallower model, the added layers start as identities")
     return p
+
+
+def _parse_depths(text: str) -> list[int]:
+    try:
+        depths = [int(t) for t in text.split(",")]
+    except ValueError:
+        depths = []
+    if len(depths) != 4 or min(depths) < 1:
+        raise ValueError(f"--depths must be four positive integers like 1,1,7,2, got {text!r}")
+    return depths
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -377,8 +390,12 @@ def _run_train(args: argparse.Namespace) -> int:
         if not (Path(args.init_from) / "config.json").is_file():
             raise ValueError(f"--init-from {args.init_from}: no config.json there (a trained model folder is needed)")
         given["init_from"] = str(args.init_from)
+    if args.depths is not None:
+        if args.task == "lm":
+            raise ValueError("--depths applies to the classify and segment tasks only")
+        given["model"] = {"depths": _parse_depths(args.depths)}
     if given:
-        overrides = given
+        overrides = {**(overrides or {}), **given}
     result = run_training(args.task, args.out, steps=args.steps, seed=args.seed, arm=args.arm, resume=args.resume,
                           bundle=args.bundle, batch_size=args.batch_size, lr=args.lr, recipe_overrides=overrides)
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["final_metrics"].items() if "/" not in k)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 from ..models import GrootV
+from .grow import load_start_weights
 from .loop import TrainConfig, train
 
 __all__ = ["FASHION_MEAN", "FASHION_STD", "ClassifierRecipe", "NANO_CLASSIFIER", "preprocess_batch",
@@ -39,7 +40,8 @@ class ClassifierRecipe:
     # looks inside a segmentation scene (data.scenes.make_garment_view at input_size: scale jitter,
     # textured background, other garments behind or over it), to pretrain the segmenter's backbone
     augment: str = "shift"
-    # a trained GrootV classifier folder to start from (fine-tuning); None trains from scratch
+    # a trained GrootV classifier folder to start from (fine-tuning; with larger ``model["depths"]`` the
+    # added layers start as identities, see train.grow); None trains from scratch
     init_from: str | None = None
 
 
@@ -92,12 +94,7 @@ def train_classifier(out_dir: str | Path, recipe: ClassifierRecipe, resume: bool
         raise ValueError(f"ClassifierRecipe.augment must be 'shift' or 'scene', got {recipe.augment!r}")
     model = GrootV(**recipe.model)
     if recipe.init_from and not (resume and (Path(out_dir) / "last.pt").exists()):
-        source = GrootV.from_pretrained(str(recipe.init_from))
-        try:
-            model.load_state_dict(source.state_dict(), strict=True)
-        except RuntimeError as e:
-            raise ValueError(f"init_from {recipe.init_from}: its model does not fit this recipe's ({e}); "
-                             "train with the same channels, depths, in_chans and classes") from None
+        load_start_weights(model, GrootV.from_pretrained(str(recipe.init_from)), str(recipe.init_from))
 
     def batch_fn(step: int):
         rng = np.random.default_rng((recipe.train.seed, step))

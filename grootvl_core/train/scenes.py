@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from ..data.scenes import SCENE_CLASSES, SCENE_PALETTE, FashionScenes
 from ..models import GrootVSegmenter
 from .fashion_mnist import FASHION_MEAN, FASHION_STD
+from .grow import load_start_weights
 from .loop import TrainConfig, train
 
 __all__ = ["NANO_SEGMENTER", "SegmenterRecipe", "confusion_matrix", "init_backbone", "miou", "train_segmenter"]
@@ -42,7 +43,8 @@ class SegmenterRecipe:
     # as the paper's UperNet starts from ImageNet weights; None trains from scratch
     backbone_init: str | None = None
     # a trained segmenter folder whose weights (all of them) start this run: fine-tuning, e.g. a
-    # second, lower-rate schedule; None starts from ``backbone_init`` or from scratch
+    # second, lower-rate schedule; with larger ``model["depths"]`` the added layers start as identities
+    # (train.grow: more capacity, same function at step 0); None starts from ``backbone_init`` or from scratch
     init_from: str | None = None
 
 
@@ -132,12 +134,7 @@ def train_segmenter(out_dir: str | Path, recipe: SegmenterRecipe, resume: bool =
     if recipe.backbone_init and fresh:
         init_backbone(model, recipe.backbone_init)
     if recipe.init_from and fresh:
-        source = GrootVSegmenter.from_pretrained(str(recipe.init_from))
-        try:
-            model.load_state_dict(source.state_dict(), strict=True)
-        except RuntimeError as e:
-            raise ValueError(f"init_from {recipe.init_from}: its model does not fit this recipe's ({e}); "
-                             "fine-tune with the same backbone, decoder and classes") from None
+        load_start_weights(model, GrootVSegmenter.from_pretrained(str(recipe.init_from)), str(recipe.init_from))
 
     def batch_fn(step: int):
         items = [train_scenes[j] for j in range(step * recipe.batch_size, (step + 1) * recipe.batch_size)]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from grootvl_core.data import fashion_mnist, fortunes
+from grootvl_core.models import GrootVSegmenter
 from grootvl_core.train.loop import TrainConfig, train
 from grootvl_core.train.run import rows_to_mask, run_training
 
@@ -196,3 +197,49 @@ def test_cli_train_classify_only_options(capsys, tmp_path):
     assert main(["train", "segment", "--out", str(out), "--lr", "0"]) == 1
     assert "--lr must be > 0" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_depths_reach_the_recipe(monkeypatch, capsys, tmp_path):
+    """--depths becomes the recipe's model depths (beside --init-from); bad values are refused."""
+    from grootvl_core.cli import main
+    from grootvl_core.train import run
+
+    seen = {}
+
+    def fake_run_training(task, out, **kwargs):
+        seen.update(kwargs["recipe_overrides"] or {})
+        return {"final_metrics": {"mIoU": 0.5}, "train_seconds": 1.0}
+
+    monkeypatch.setattr(run, "run_training", fake_run_training)
+    GrootVSegmenter(**TINY_VISION, num_classes=3, class_names=["a", "b", "c"], palette=[[0, 0, 0]] * 3,
+                    decoder_channels=16, aux_channels=8).save_pretrained(tmp_path / "start")
+    assert main(["train", "segment", "--out", str(tmp_path / "run"), "--depths", "1,1,7,2", "--init-from",
+                 str(tmp_path / "start")]) == 0
+    assert seen == {"model": {"depths": [1, 1, 7, 2]}, "init_from": str(tmp_path / "start")}
+    out = tmp_path / "never"
+    for bad in ("1,1,7", "1,1,0,2", "a,b,c,d"):
+        assert main(["train", "classify", "--out", str(out), "--depths", bad]) == 1
+        assert "--depths must be four positive integers" in capsys.readouterr().err
+    assert main(["train", "lm", "--out", str(out), "--depths", "1,1,1,1"]) == 1
+    assert "classify and segment tasks only" in capsys.readouterr().err
+
+
+@needs_fmnist
+def test_segmenter_grows_from_a_shallower_one(tmp_path):
+    """init_from a trained segmenter with larger depths: the run starts from it, added layers as
+    identities, and ships the deeper model."""
+    start = GrootVSegmenter(**dict(TINY_VISION, decoder_channels=16, aux_channels=8), num_classes=11,
+                            class_names=[str(i) for i in range(11)], palette=[[0, 0, 0]] * 11, in_chans=1)
+    start.save_pretrained(tmp_path / "start")
+    out = tmp_path / "run"
+    run_training("segment", out, steps=1, batch_size=2, progress=False, argv=["train", "segment"],
+                 recipe_overrides={"model": dict(TINY_VISION, depths=[1, 1, 2, 2], decoder_channels=16,
+                                                 aux_channels=8),
+                                   "eval_scenes": 2, "periodic_eval_scenes": 2, "size": 64,
+                                   "init_from": str(tmp_path / "start")})
+    _check_bundle(out, "segment")
+    grown = GrootVSegmenter.from_pretrained(out / "model")
+    assert list(grown.backbone.depths) == [1, 1, 2, 2]
+    # the layers it shared with the start moved by one small step only
+    torch.testing.assert_close(grown.backbone.levels[0].blocks[0].mlp.fc1.weight,
+                               start.backbone.levels[0].blocks[0].mlp.fc1.weight, atol=0.05, rtol=0)
