@@ -334,7 +334,7 @@ def _add_train(sub) -> argparse.ArgumentParser:
     p.add_argument("--init-backbone", metavar="DIR", help="segment: start the GrootV backbone from this trained "
                    "classifier folder (same channels/depths/in_chans), e.g. checkpoints/grootv-nano-fmnist")
     p.add_argument("--init-from", metavar="DIR", help="classify / segment: start from this trained classifier / "
-                   "segmenter folder (fine-tuning; same architecture)")
+                   "segmenter folder (fine-tuning; same architecture, or a shallower one with --depths)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     p.add_argument("--augment", choices=("shift", "scene"), default=None,
                    help="classify: 'shift' (default, the bundled classifier) or 'scene' (items as inside a "
