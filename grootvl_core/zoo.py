@@ -248,8 +248,9 @@ _BUNDLED: list[ZooEntry] = [
         task="segmentation",
         arch="upernet_grootv_nano",
         model_class="GrootVSegmenter",
+        # depths: the bundle was grown from the nano's 1-1-3-1 (grootvl_core.train.grow)
         kwargs=dict(in_chans=1, num_classes=len(SCENE_CLASSES), class_names=list(SCENE_CLASSES),
-                    palette=[list(c) for c in SCENE_PALETTE]),
+                    palette=[list(c) for c in SCENE_PALETTE], depths=[1, 1, 7, 2]),
         bundled="grootv-nano-scenes",
         preprocess=Preprocess(input_size=96, resize=96, interpolation="bilinear", mean=(0.2860,),
                               std=(0.3530,), grayscale=True),

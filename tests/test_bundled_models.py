@@ -54,6 +54,15 @@ def test_zoo_reports_the_numbers_of_the_folder(name):
         assert round(card["metrics"][source] * scale, 2 if scale == 100 else 4) == value, key
 
 
+@pytest.mark.parametrize("name", BUNDLED)
+def test_zoo_architecture_builds_the_shipped_model(name):
+    """``zoo.build_model(entry)`` (the entry's factory and kwargs) has exactly the shipped weights'
+    names and shapes, so the entry describes the model it ships (e.g. a bundle grown deeper)."""
+    built = {k: v.shape for k, v in zoo.build_model(name).state_dict().items()}
+    shipped = {k: v.shape for k, v in zoo.load_model(name).state_dict().items()}
+    assert built == shipped
+
+
 @needs_fmnist
 def test_classifier_reproduces_its_reference_predictions():
     from grootvl_core.classify import Classifier

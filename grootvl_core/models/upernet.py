@@ -237,8 +237,9 @@ class GrootVSegmenter(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
 
 
 def upernet_grootv_nano(pretrained: bool = False, **kwargs) -> GrootVSegmenter:
-    """UperNet + GrootV-nano (C=32, depths (1, 1, 3, 1), decoder 64): the size of the project's
-    bundled scenes segmenter (``grootvl_core.zoo.load_model("grootv-nano-scenes")``)."""
+    """UperNet + GrootV-nano (C=32, depths (1, 1, 3, 1), decoder 64): the size the project's bundled
+    scenes segmenter was trained at before it was grown to depths (1, 1, 7, 2) (its zoo entry,
+    ``grootvl_core.zoo.load_model("grootv-nano-scenes")``, passes those depths)."""
     _no_pretrained("upernet_grootv_nano", pretrained)
     return GrootVSegmenter(**dict(dict(channels=32, depths=(1, 1, 3, 1), drop_path_rate=0.05,
                                        decoder_channels=64, aux_channels=32), **kwargs))

@@ -58,11 +58,10 @@ def deepen_from(model: nn.Module, source: nn.Module) -> list[str]:
         raise ValueError(f"deepen_from: layers {partial[:3]} exist in the source with other parameters")
     state = dict(target)
     state.update(weights)
-    with torch.no_grad():
-        for name in layers:
-            for key in state:
-                if key.startswith(name + ".") and key[len(name) + 1:].startswith(_BRANCH_OUTPUTS):
-                    state[key] = torch.zeros_like(state[key])
+    for name in layers:  # state_dict tensors are detached: no autograd to keep out
+        for key in state:
+            if key.startswith(name + ".") and key[len(name) + 1:].startswith(_BRANCH_OUTPUTS):
+                state[key] = torch.zeros_like(state[key])
     model.load_state_dict(state, strict=True)
     return layers
 
