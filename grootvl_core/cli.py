@@ -336,6 +336,9 @@ def _add_train(sub) -> argparse.ArgumentParser:
     p.add_argument("--init-from", metavar="DIR", help="classify / segment: start from this trained classifier / "
                    "segmenter folder (fine-tuning; same architecture, or a shallower one with --depths)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
+    p.add_argument("--ema-decay", type=float, default=None, metavar="D",
+                   help="keep an exponential moving average of the weights (e.g. 0.999); it is what is evaluated "
+                   "and written to OUT/model (default: none)")
     p.add_argument("--augment", choices=("shift", "scene"), default=None,
                    help="classify: 'shift' (default, the bundled classifier) or 'scene' (items as inside a "
                    "segmentation scene, to pretrain the segmenter's backbone)")
@@ -384,6 +387,8 @@ def _run_train(args: argparse.Namespace) -> int:
         raise ValueError("--init-from applies to the classify and segment tasks only")
     if args.lr is not None and not args.lr > 0:
         raise ValueError(f"--lr must be > 0, got {args.lr}")
+    if args.ema_decay is not None and not 0.0 <= args.ema_decay < 1.0:
+        raise ValueError(f"--ema-decay must be in [0, 1) (e.g. 0.999; 0 disables), got {args.ema_decay}")
     if args.input_size is not None and args.input_size < 16:
         raise ValueError(f"--input-size must be >= 16 (the model downsamples 16x), got {args.input_size}")
     if args.init_from:
@@ -397,7 +402,8 @@ def _run_train(args: argparse.Namespace) -> int:
     if given:
         overrides = {**(overrides or {}), **given}
     result = run_training(args.task, args.out, steps=args.steps, seed=args.seed, arm=args.arm, resume=args.resume,
-                          bundle=args.bundle, batch_size=args.batch_size, lr=args.lr, recipe_overrides=overrides)
+                          bundle=args.bundle, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay,
+                          recipe_overrides=overrides)
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["final_metrics"].items() if "/" not in k)
     print(f"trained {args.task} ({args.arm}) in {result['train_seconds'] / 60:.1f} min: {metrics}")
     print(f"model written to {Path(args.out) / 'model'}")

@@ -7,6 +7,8 @@ What it does, so that every recipe gets it for free:
 - periodic evaluation (a callable returning a dict of metrics) logged to ``metrics.jsonl``;
 - resumable checkpoints (``last.pt``: model, optimizer, scheduler, step, RNG states), saved every
   ``checkpoint_every`` steps and at the end; ``resume=True`` continues from ``last.pt``;
+- optionally an exponential moving average of the weights (timm's ``ModelEmaV3``): it is what the
+  periodic evaluation scores (the raw weights too, as ``raw/<metric>``) and what the run returns;
 - a tqdm progress bar with the running loss.
 
 The recipe supplies the model, ``batch_fn(step) -> batch`` (a pure function of the step index, so a
@@ -45,6 +47,9 @@ class TrainConfig:
         grad_clip: max gradient norm (0 disables).
         eval_every, checkpoint_every: in steps (0 disables the periodic one; both run at the end).
         seed: seeds python, numpy and torch.
+        ema_decay: keep an exponential moving average of the weights with this decay per step
+            (e.g. 0.999: about the last 1000 steps); 0 disables. The average is evaluated and
+            returned: small noisy batches make the last weights a noisy sample, the average is not.
     """
 
     steps: int = 1000
@@ -56,12 +61,15 @@ class TrainConfig:
     eval_every: int = 250
     checkpoint_every: int = 250
     seed: int = 0
+    ema_decay: float = 0.0
 
     def __post_init__(self):
         if self.steps < 1:
             raise ValueError(f"TrainConfig: steps must be >= 1, got {self.steps}")
         if self.lr <= 0:
             raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"TrainConfig: ema_decay must be in [0, 1) (0 disables the average), got {self.ema_decay}")
 
 
 def seed_everything(seed: int) -> None:
@@ -131,7 +139,9 @@ def train(model: nn.Module, batch_fn: Callable[[int], Any], loss_fn: Callable[[n
         resume: continue from ``out_dir/last.pt`` if it exists.
 
     Returns:
-        ``{"step", "train_seconds", "final_metrics", "history"}``.
+        ``{"step", "train_seconds", "final_metrics", "history"}``. With ``cfg.ema_decay > 0``,
+        ``model`` holds the averaged weights on return (``last.pt`` keeps both: ``model`` and
+        ``model_ema``).
     """
     from tqdm import tqdm
 
@@ -150,12 +160,19 @@ def train(model: nn.Module, batch_fn: Callable[[int], Any], loss_fn: Callable[[n
         sched.load_state_dict(state["scheduler"])
         start, elapsed, history = state["step"], state["train_seconds"], state["history"]
         _set_rng_state(state["rng"])
+    ema = None
+    if cfg.ema_decay > 0:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=cfg.ema_decay)  # starts as a copy of the (loaded) weights
+        if resume and ckpt_path.exists() and "model_ema" in state:
+            ema.module.load_state_dict(state["model_ema"])
 
     def save(step: int) -> None:
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                     "step": step, "train_seconds": elapsed, "history": history, "rng": _rng_state(),
-                    "config": asdict(cfg)}, tmp)
+                    "config": asdict(cfg), **({"model_ema": ema.module.state_dict()} if ema else {})}, tmp)
         os.replace(tmp, ckpt_path)  # never leave a half-written checkpoint
 
     def run_eval(step: int) -> dict[str, float]:
@@ -163,9 +180,10 @@ def train(model: nn.Module, batch_fn: Callable[[int], Any], loss_fn: Callable[[n
             return {}
         model.eval()
         with torch.no_grad():
-            metrics = {k: float(v) for k, v in evaluate(model).items()}
+            metrics = {k: float(v) for k, v in evaluate(ema.module if ema else model).items()}
+            raw = {f"raw/{k}": float(v) for k, v in evaluate(model).items()} if ema else {}
         model.train()
-        record = {"step": step, "train_seconds": round(elapsed, 1), **metrics}
+        record = {"step": step, "train_seconds": round(elapsed, 1), **metrics, **raw}
         history.append(record)
         with open(out / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
@@ -189,6 +207,8 @@ def train(model: nn.Module, batch_fn: Callable[[int], Any], loss_fn: Callable[[n
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update(model)  # constant decay from the first step: the average starts at the initial weights
         elapsed += time.perf_counter() - t0
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         bar.set_postfix(loss=f"{running:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
@@ -202,4 +222,6 @@ def train(model: nn.Module, batch_fn: Callable[[int], Any], loss_fn: Callable[[n
     metrics = run_eval(cfg.steps) if (not history or history[-1]["step"] != cfg.steps) else \
         {k: v for k, v in history[-1].items() if k not in ("step", "train_seconds")}
     save(cfg.steps)
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())
     return {"step": cfg.steps, "train_seconds": elapsed, "final_metrics": metrics, "history": history}

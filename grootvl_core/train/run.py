@@ -76,6 +76,14 @@ def lm_reference_outputs(model, tokenizer, max_new_tokens: int = 24) -> dict:
     return {"max_new_tokens": max_new_tokens, "continuations": out}
 
 
+def _averaged_note(cfg) -> str:
+    """The model card's sentence on shipped averaged weights (empty without them)."""
+    if not cfg.ema_decay:
+        return ""
+    return (f" The weights are the exponential moving average (decay {cfg.ema_decay} per step) of the training "
+            "weights, which is what was evaluated.")
+
+
 def _apply(recipe, overrides: dict | None):
     for key, value in (overrides or {}).items():
         if not hasattr(recipe, key):
@@ -89,7 +97,7 @@ def _apply(recipe, overrides: dict | None):
 
 def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: int = 0, arm: str = "tree",
                  resume: bool = False, bundle: str | None = None, checkpoints_root: str | Path = "checkpoints",
-                 batch_size: int | None = None, lr: float | None = None, progress: bool = True, argv: list[str] | None = None,
+                 batch_size: int | None = None, lr: float | None = None, ema_decay: float | None = None, progress: bool = True, argv: list[str] | None = None,
                  recipe_overrides: dict | None = None) -> dict:
     """Train one recipe and write ``<out>/model``; returns the result dict (also ``<out>/result.json``).
 
@@ -102,6 +110,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
             tree); for ``lm`` also ``"chain"`` / ``"plain"`` (see :class:`LMRecipe`).
         resume: continue from ``<out>/last.pt``.
         lr: override the recipe's peak learning rate (e.g. lower for fine-tuning).
+        ema_decay: keep, evaluate and ship an exponential moving average of the weights (see
+            :class:`~grootvl_core.train.loop.TrainConfig`); None keeps the recipe's (no average).
         bundle: also copy the model folder to ``<checkpoints_root>/<bundle>``.
         recipe_overrides: recipe fields to replace (``{"model": {...}}`` entries are merged into the
             model config), e.g. for quick experiments and smoke tests.
@@ -126,7 +136,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
         if arm != "tree":
             recipe.model["scan_order"] = arm
         recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}),
-                               **({"lr": lr} if lr else {}))
+                               **({"lr": lr} if lr else {}),
+                               **({"ema_decay": ema_decay} if ema_decay is not None else {}))
         if batch_size:
             recipe.batch_size = batch_size
         model, result = train_classifier(out, recipe, resume=resume, progress=progress)
@@ -140,7 +151,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
                         "other garments behind or over it; to pretrain the scenes segmenter's backbone)"
                         if recipe.augment == "scene" else ", so the demo classifies offline")
                      + f". Input: one grey channel, resized to {recipe.input_size}x{recipe.input_size}, "
-                     "normalised with mean 0.2860 / std 0.3530. Classes: " + ", ".join(FASHION_MNIST_CLASSES) + "."),
+                     "normalised with mean 0.2860 / std 0.3530. Classes: " + ", ".join(FASHION_MNIST_CLASSES) + "."
+                     + _averaged_note(recipe.train)),
             data=("Fashion-MNIST (Zalando Research, MIT licence), official 60,000 / 10,000 train/test split, read "
                   "from Debian's `dataset-fashion-mnist` package. Metrics are on the full test split."),
             command=command, train_seconds=result["train_seconds"], metrics=result["final_metrics"],
@@ -153,7 +165,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
         if arm != "tree":
             recipe.model["scan_order"] = arm
         recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}),
-                               **({"lr": lr} if lr else {}))
+                               **({"lr": lr} if lr else {}),
+                               **({"ema_decay": ema_decay} if ema_decay is not None else {}))
         if batch_size:
             recipe.batch_size = batch_size
         model, result = train_segmenter(out, recipe, resume=resume, progress=progress)
@@ -167,7 +180,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
                      + (f" Fine-tuned from the trained segmenter in `{recipe.init_from}`." if recipe.init_from
                         else f" The backbone started from the trained classifier in `{recipe.backbone_init}` (as the "
                         "paper's UperNet starts from ImageNet weights); the decoder from scratch."
-                        if recipe.backbone_init else " Trained from scratch (backbone included).")),
+                        if recipe.backbone_init else " Trained from scratch (backbone included).")
+                     + _averaged_note(recipe.train)),
             data=("Scenes generated deterministically (grootvl_core.data.scenes) from Fashion-MNIST (MIT licence, "
                   "Debian `dataset-fashion-mnist`): training scenes only from the training images, evaluation "
                   f"scenes ({recipe.eval_scenes}, seed 1234) only from the test images."),
@@ -180,7 +194,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
         recipe = _apply(
             LMRecipe(arm=arm), recipe_overrides)
         recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}),
-                               **({"lr": lr} if lr else {}))
+                               **({"lr": lr} if lr else {}),
+                               **({"ema_decay": ema_decay} if ema_decay is not None else {}))
         if batch_size:
             recipe.batch_size = batch_size
         model, tok, result = train_lm(out, recipe, resume=resume, progress=progress)
@@ -190,7 +205,7 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
             summary=(f"A {sum(p.numel() for p in model.parameters()):,}-parameter GrootL (Mamba + tree scanning, "
                      f"arm '{arm}', tree_scale {model.config.tree_scale}) byte-level language model trained from "
                      "scratch by grootvl on fortune cookies, so the demo generates text offline. It writes "
-                     "fortune-cookie-like English; it knows nothing else."),
+                     "fortune-cookie-like English; it knows nothing else." + _averaged_note(recipe.train)),
             data=("Debian's `fortunes` package (BSD fortune cookie files; see /usr/share/doc/fortunes/copyright), "
                   "split by cookie into train / validation (5%, by SHA-1 of the cookie text). Validation metric: "
                   "bits per byte of each validation cookie's continuation after 16 bytes of context."),

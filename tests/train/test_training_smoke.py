@@ -112,6 +112,74 @@ def test_loop_resumes_exactly_where_it_stopped(tmp_path):
         torch.testing.assert_close(a, b)
 
 
+def test_loop_weight_average_is_evaluated_returned_and_resumed(tmp_path):
+    """ema_decay: the returned model is the running average of the weights (checked against a hand-made
+    one), the periodic evaluation scores it (and the raw weights as raw/...), and a stopped run resumes
+    to the same average."""
+    decay = 0.8
+
+    def make():
+        torch.manual_seed(0)
+        return torch.nn.Linear(4, 1)
+
+    def batches(step):
+        x = torch.randn(8, 4, generator=torch.Generator().manual_seed(step))
+        return x, x.sum(1, keepdim=True)
+
+    def loss_fn(m, batch):
+        x, y = batch
+        return ((m(x) - y) ** 2).mean()
+
+    def evaluate(m):
+        return {"w0": float(m.weight[0, 0])}
+
+    # the raw trajectory, by the same loop without the average
+    raw_cfg = TrainConfig(steps=6, lr=0.05, warmup_steps=2, eval_every=0, checkpoint_every=0)
+    expected = {k: v.detach().clone() for k, v in make().state_dict().items()}
+    # a raw run recording the weights after each step (seen before step n+1's loss, and at the end)
+    seen = []
+    raw = make()
+
+    def recording_loss(m, batch):
+        seen.append({k: v.detach().clone() for k, v in m.state_dict().items()})
+        return loss_fn(m, batch)
+
+    train(raw, batches, recording_loss, raw_cfg, tmp_path / "raw", progress=False)
+    after = seen[1:] + [{k: v.detach().clone() for k, v in raw.state_dict().items()}]
+    for weights in after:
+        expected = {k: decay * expected[k] + (1 - decay) * weights[k] for k in expected}
+
+    cfg = TrainConfig(**{**raw_cfg.__dict__, "ema_decay": decay, "eval_every": 3, "checkpoint_every": 3})
+    averaged = make()
+    result = train(averaged, batches, loss_fn, cfg, tmp_path / "ema", evaluate=evaluate, progress=False)
+    for k, v in averaged.state_dict().items():
+        torch.testing.assert_close(v, expected[k])
+    assert not torch.allclose(averaged.weight, raw.weight), "the average differs from the last weights"
+    last = result["history"][-1]
+    assert last["w0"] == pytest.approx(float(expected["weight"][0, 0]))
+    assert last["raw/w0"] == pytest.approx(raw.weight[0, 0].item())
+    state = torch.load(tmp_path / "ema" / "last.pt", weights_only=False)
+    torch.testing.assert_close(state["model"]["weight"], raw.weight.detach())
+    torch.testing.assert_close(state["model_ema"]["weight"], expected["weight"])
+
+    calls = {"n": 0}
+
+    def stopping_loss(m, batch):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return loss_fn(m, batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(make(), batches, stopping_loss, cfg, tmp_path / "part", progress=False)
+    resumed = make()
+    train(resumed, batches, loss_fn, cfg, tmp_path / "part", resume=True, progress=False)
+    for k, v in resumed.state_dict().items():
+        torch.testing.assert_close(v, expected[k])
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        TrainConfig(ema_decay=1.0)
+
+
 def test_loop_stops_cleanly_on_divergence(tmp_path):
     model = torch.nn.Linear(2, 1)
 
@@ -200,14 +268,14 @@ def test_cli_train_classify_only_options(capsys, tmp_path):
 
 
 def test_cli_depths_reach_the_recipe(monkeypatch, capsys, tmp_path):
-    """--depths becomes the recipe's model depths (beside --init-from); bad values are refused."""
+    """--depths becomes the recipe's model depths (beside --init-from), --ema-decay the loop's; bad values are refused."""
     from grootvl_core.cli import main
     from grootvl_core.train import run
 
     seen = {}
 
     def fake_run_training(task, out, **kwargs):
-        seen.update(kwargs["recipe_overrides"] or {})
+        seen.update(kwargs["recipe_overrides"] or {}, ema_decay=kwargs["ema_decay"])
         return {"final_metrics": {"mIoU": 0.5}, "train_seconds": 1.0}
 
     monkeypatch.setattr(run, "run_training", fake_run_training)
@@ -215,13 +283,18 @@ def test_cli_depths_reach_the_recipe(monkeypatch, capsys, tmp_path):
                     decoder_channels=16, aux_channels=8).save_pretrained(tmp_path / "start")
     assert main(["train", "segment", "--out", str(tmp_path / "run"), "--depths", "1,1,7,2", "--init-from",
                  str(tmp_path / "start")]) == 0
-    assert seen == {"model": {"depths": [1, 1, 7, 2]}, "init_from": str(tmp_path / "start")}
+    assert seen == {"model": {"depths": [1, 1, 7, 2]}, "init_from": str(tmp_path / "start"), "ema_decay": None}
+    assert main(["train", "segment", "--out", str(tmp_path / "run"), "--ema-decay", "0.999"]) == 0
+    assert seen["ema_decay"] == 0.999
     out = tmp_path / "never"
     for bad in ("1,1,7", "1,1,0,2", "a,b,c,d"):
         assert main(["train", "classify", "--out", str(out), "--depths", bad]) == 1
         assert "--depths must be four positive integers" in capsys.readouterr().err
     assert main(["train", "lm", "--out", str(out), "--depths", "1,1,1,1"]) == 1
     assert "classify and segment tasks only" in capsys.readouterr().err
+    for bad in ("1", "-0.5"):
+        assert main(["train", "segment", "--out", str(out), "--ema-decay", bad]) == 1
+        assert "--ema-decay must be in [0, 1)" in capsys.readouterr().err
 
 
 @needs_fmnist
