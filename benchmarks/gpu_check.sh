@@ -6,7 +6,10 @@
 # Installs nothing (torch must be importable). Builds the CUDA extension for the present card,
 # runs the CUDA op tests (tests/ops/test_cuda.py), the benchmarks benchmarks/ops_cuda.py (ours vs
 # the published design at GrootV-T stage shapes, batch 128) and benchmarks/models_cuda.py (GrootV-T
-# inference and training-step images/s with either set of kernels), then the rest of tests/ops.
+# inference and training-step images/s with either set of kernels), then the rest of tests/ops, then
+# the bundled-model recipes trained a few steps on the GPU (tests/train, test_recipes_train_on_the_gpu;
+# it needs the Debian data: copy /usr/share/datasets/fashion-mnist and /usr/share/games/fortunes
+# to .device-data/ here and carry that folder, else the test reports itself skipped).
 # Every step has a time limit and appends to the results file as it goes, so a step that runs
 # out of time still leaves the earlier results. Exit status: 0 when every step passed.
 set -uo pipefail
@@ -86,6 +89,10 @@ wait "$CPU_PID" 2>/dev/null
 step test_ops_rest 120 python -m pytest tests/ops -x -q -rfE -p no:cacheprovider --ignore=tests/ops/test_cuda.py
 tail -n 15 "$LOGS/test_ops_rest.log" | tee -a "$RES"
 
+step train_gpu 120 env GROOTVL_FASHION_MNIST="${GROOTVL_FASHION_MNIST:-.device-data/fashion-mnist}" \
+  GROOTVL_FORTUNES="${GROOTVL_FORTUNES:-.device-data/fortunes}" \
+  python -m pytest tests/train/test_training_smoke.py -k gpu -q -rfEs -p no:cacheprovider
+tail -n 15 "$LOGS/train_gpu.log" | tee -a "$RES"
 
 say "# total $(( $(date +%s) - START ))s, status $STATUS"
 exit $STATUS

@@ -331,6 +331,8 @@ def _add_train(sub) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--bundle", metavar="NAME", help="also copy OUT/model to checkpoints/NAME")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--device", default="auto", help="where to train: auto (default: the GPU when torch sees one, "
+                   "else the CPU), cpu, cuda, cuda:N")
     p.add_argument("--init-backbone", metavar="DIR", help="segment: start the GrootV backbone from this trained "
                    "classifier folder (same channels/depths/in_chans), e.g. checkpoints/grootv-nano-fmnist")
     p.add_argument("--init-from", metavar="DIR", help="classify / segment: start from this trained classifier / "
@@ -403,7 +405,7 @@ def _run_train(args: argparse.Namespace) -> int:
         overrides = {**(overrides or {}), **given}
     result = run_training(args.task, args.out, steps=args.steps, seed=args.seed, arm=args.arm, resume=args.resume,
                           bundle=args.bundle, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay,
-                          recipe_overrides=overrides)
+                          device=args.device, recipe_overrides=overrides)
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["final_metrics"].items() if "/" not in k)
     print(f"trained {args.task} ({args.arm}) in {result['train_seconds'] / 60:.1f} min: {metrics}")
     print(f"model written to {Path(args.out) / 'model'}")

@@ -15,10 +15,12 @@ import torch
 __all__ = ["machine_description", "write_bundle"]
 
 
-def machine_description() -> str:
-    """One line: CPU model (or GPU name), core count, torch version."""
-    if torch.cuda.is_available():
-        dev = torch.cuda.get_device_name(0)
+def machine_description(device: str | torch.device | None = None) -> str:
+    """One line: the CPU model (or the GPU's name when ``device`` is a CUDA device), core count,
+    torch version."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type == "cuda":
+        dev = torch.cuda.get_device_name(device)
     else:
         dev = platform.processor() or platform.machine()
         try:
@@ -35,7 +37,8 @@ def machine_description() -> str:
 
 def write_bundle(model, folder: str | Path, *, title: str, summary: str, data: str, command: str,
                  train_seconds: float, metrics: dict[str, float], reference_outputs: dict[str, Any],
-                 extra_sections: dict[str, str] | None = None, tokenizer=None) -> Path:
+                 extra_sections: dict[str, str] | None = None, tokenizer=None,
+                 device: str | torch.device | None = None) -> Path:
     """Save ``model`` into ``folder`` with its card and reference outputs.
 
     Args:
@@ -48,6 +51,7 @@ def write_bundle(model, folder: str | Path, *, title: str, summary: str, data: s
         reference_outputs: JSON-serialisable inputs and outputs to reproduce in tests.
         extra_sections: more card sections, ``{heading: markdown}``.
         tokenizer: saved beside the model when given (``tokenizer.save(folder)``).
+        device: the device it was trained on (the card names that machine; default the CPU).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,13 +63,13 @@ def write_bundle(model, folder: str | Path, *, title: str, summary: str, data: s
     params = sum(p.numel() for p in model.parameters())
     with open(folder / "metrics.json", "w") as fh:  # machine-readable card numbers (the zoo reports them)
         json.dump({"metrics": metrics, "parameters": params, "train_seconds": round(train_seconds, 1),
-                   "machine": machine_description(), "command": command}, fh, indent=1)
+                   "machine": machine_description(device), "command": command}, fh, indent=1)
     lines = [
         "---", "library_name: grootvl", "license: apache-2.0", "---", "",
         f"# {title}", "", summary, "",
         "## Training data", "", data, "",
         "## How it was trained", "", "```bash", command, "```", "",
-        f"- training time: {train_seconds / 60:.1f} min on {machine_description()}",
+        f"- training time: {train_seconds / 60:.1f} min on {machine_description(device)}",
         f"- parameters: {params:,}", "",
         "## Evaluation", "",
         "| metric | value |", "|---|---|",

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 from ..models import GrootV
 from .grow import load_start_weights
-from .loop import TrainConfig, train
+from .loop import TrainConfig, model_device, train
 
 __all__ = ["FASHION_MEAN", "FASHION_STD", "ClassifierRecipe", "NANO_CLASSIFIER", "preprocess_batch",
            "train_classifier"]
@@ -76,9 +76,10 @@ def evaluate_classifier(model, images: np.ndarray, labels: np.ndarray, input_siz
                         batch_size: int = 500) -> dict[str, float]:
     """Top-1 accuracy (and mean cross-entropy) over the given images."""
     correct, loss, n = 0, 0.0, len(labels)
+    device = model_device(model)
     for i in range(0, n, batch_size):
-        x = preprocess_batch(torch.from_numpy(np.array(images[i:i + batch_size])), input_size)
-        y = torch.from_numpy(labels[i:i + batch_size])
+        x = preprocess_batch(torch.from_numpy(np.array(images[i:i + batch_size])), input_size).to(device)
+        y = torch.from_numpy(labels[i:i + batch_size]).to(device)
         logits = model(x)
         loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
@@ -86,8 +87,8 @@ def evaluate_classifier(model, images: np.ndarray, labels: np.ndarray, input_siz
 
 
 def train_classifier(out_dir: str | Path, recipe: ClassifierRecipe, resume: bool = False, data_root=None,
-                     progress: bool = True):
-    """Train, evaluate on the full test split, and return ``(model, result)``."""
+                     progress: bool = True, device: str | torch.device = "cpu"):
+    """Train (on ``device``), evaluate on the full test split, and return ``(model, result)``."""
     train_x, train_y = load_fashion_mnist("train", data_root)
     test_x, test_y = load_fashion_mnist("test", data_root)
     if recipe.augment not in ("shift", "scene"):
@@ -115,7 +116,7 @@ def train_classifier(out_dir: str | Path, recipe: ClassifierRecipe, resume: bool
         return evaluate_classifier(m, test_x[:sub], test_y[:sub], recipe.input_size)
 
     result = train(model, batch_fn, loss_fn, recipe.train, out_dir, evaluate=periodic_eval, resume=resume,
-                   progress=progress)
+                   progress=progress, device=device)
     model.eval()
     with torch.no_grad():
         result["final_metrics"] = evaluate_classifier(model, test_x, test_y, recipe.input_size)

@@ -19,7 +19,7 @@ import torch
 from ..data.fortunes import load_cookies, split_cookies
 from ..models.grootl import GrootL, GrootLConfig
 from ..tokenizer import ByteTokenizer
-from .loop import TrainConfig, train
+from .loop import TrainConfig, model_device, train
 
 __all__ = ["LMRecipe", "NANO_LM", "encode_batch", "train_lm"]
 
@@ -75,9 +75,10 @@ def evaluate_lm(model, tok, cookies: list[str], recipe: LMRecipe, batch_size: in
     """Bits per byte of each cookie's continuation after ``EVAL_CONTEXT`` bytes of context."""
     total_nll, total = 0.0, 0
     texts = [c for c in cookies if len(c.encode("utf-8")) > EVAL_CONTEXT][: recipe.eval_cookies]
+    device = model_device(model)
     for i in range(0, len(texts), batch_size):
         chunk = texts[i:i + batch_size]
-        ids, labels = encode_batch(tok, chunk, [EVAL_CONTEXT] * len(chunk), recipe.seq_len)
+        ids, labels = (t.to(device) for t in encode_batch(tok, chunk, [EVAL_CONTEXT] * len(chunk), recipe.seq_len))
         out = model(ids, labels=labels, context_lengths=_context_override(recipe, labels))
         n = (labels[:, 1:] != -100).sum().item()
         total_nll += out.loss.item() * n
@@ -85,8 +86,9 @@ def evaluate_lm(model, tok, cookies: list[str], recipe: LMRecipe, batch_size: in
     return {"bits_per_byte": total_nll / total / math.log(2), "eval_bytes": float(total)}
 
 
-def train_lm(out_dir: str | Path, recipe: LMRecipe, resume: bool = False, data_root=None, progress: bool = True):
-    """Train on the training cookies; returns ``(model, tokenizer, result)``."""
+def train_lm(out_dir: str | Path, recipe: LMRecipe, resume: bool = False, data_root=None, progress: bool = True,
+             device: str | torch.device = "cpu"):
+    """Train (on ``device``) on the training cookies; returns ``(model, tokenizer, result)``."""
     train_cookies, val_cookies = split_cookies(load_cookies(data_root))
     tok = ByteTokenizer()
     cfg = dict(recipe.model)
@@ -108,7 +110,8 @@ def train_lm(out_dir: str | Path, recipe: LMRecipe, resume: bool = False, data_r
         return m(ids, labels=labels, context_lengths=_context_override(recipe, labels)).loss
 
     result = train(model, batch_fn, loss_fn, recipe.train, out_dir,
-                   evaluate=lambda m: evaluate_lm(m, tok, val_cookies, recipe), resume=resume, progress=progress)
+                   evaluate=lambda m: evaluate_lm(m, tok, val_cookies, recipe), resume=resume, progress=progress,
+                   device=device)
     model.eval()
     with torch.no_grad():
         result["final_metrics"] = evaluate_lm(model, tok, val_cookies, recipe)

@@ -9,7 +9,8 @@ What it does, so that every recipe gets it for free:
   ``checkpoint_every`` steps and at the end; ``resume=True`` continues from ``last.pt``;
 - optionally an exponential moving average of the weights (timm's ``ModelEmaV3``): it is what the
   periodic evaluation scores (the raw weights too, as ``raw/<metric>``) and what the run returns;
-- a tqdm progress bar with the running loss.
+- a tqdm progress bar with the running loss;
+- any device: the model and each batch go to ``device`` (``"auto"``: CUDA when present, else CPU).
 
 The recipe supplies the model, ``batch_fn(step) -> batch`` (a pure function of the step index, so a
 resumed run sees exactly the batches an uninterrupted one would) and ``loss_fn(model, batch)``.
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TrainConfig", "seed_everything", "train", "record_command"]
+__all__ = ["TrainConfig", "model_device", "resolve_device", "seed_everything", "to_device", "train", "record_command"]
 
 
 @dataclass
@@ -70,6 +71,34 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"TrainConfig: ema_decay must be in [0, 1) (0 disables the average), got {self.ema_decay}")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: the GPU when torch sees one, else the CPU; anything else as ``torch.device`` reads
+    it. Asking for CUDA without a usable GPU is an error that says so (not a crash mid-run)."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: torch sees no CUDA GPU here (torch {torch.__version__}); "
+                         "use --device cpu, or auto")
+    return dev
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """``batch`` with every tensor in it (nested tuples, lists, dicts) moved to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s parameters (evaluation code sends its inputs there)."""
+    return next(model.parameters()).device
 
 
 def seed_everything(seed: int) -> None:
@@ -114,13 +143,18 @@ def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
 
 
 def _rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def train(model: nn.Module, batch_fn: Callable[[int], Any], loss_fn: Callable[[nn.Module, Any], torch.Tensor],
@@ -136,7 +170,9 @@ def train(model: nn.Module, batch_fn: Callable[[int], Any], loss_fn: Callable[[n
         out_dir: where ``last.pt``, ``metrics.jsonl`` go.
         evaluate: ``evaluate(model) -> {"metric": value}``, run every ``cfg.eval_every`` steps and
             at the end (the model is put in eval mode and back).
-        resume: continue from ``out_dir/last.pt`` if it exists.
+        resume: continue from ``out_dir/last.pt`` if it exists (also one written on another device).
+        device: where to train (see :func:`resolve_device`); each batch is moved there, and
+            ``evaluate`` gets the model there.
 
     Returns:
         ``{"step", "train_seconds", "final_metrics", "history"}``. With ``cfg.ema_decay > 0``,
@@ -148,6 +184,7 @@ def train(model: nn.Module, batch_fn: Callable[[int], Any], loss_fn: Callable[[n
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
+    device = resolve_device(device)
     model.to(device)
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
@@ -195,7 +232,7 @@ def train(model: nn.Module, batch_fn: Callable[[int], Any], loss_fn: Callable[[n
     metrics: dict[str, float] = {}
     for step in bar:
         t0 = time.perf_counter()
-        batch = batch_fn(step)
+        batch = to_device(batch_fn(step), device)
         loss = loss_fn(model, batch)
         if not torch.isfinite(loss):
             save(step)

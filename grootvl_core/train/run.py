@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .bundle import write_bundle
-from .loop import record_command
+from .loop import record_command, resolve_device
 
 __all__ = ["TASKS", "run_training", "classifier_reference_outputs", "segmenter_reference_outputs",
            "lm_reference_outputs"]
@@ -97,7 +97,7 @@ def _apply(recipe, overrides: dict | None):
 
 def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: int = 0, arm: str = "tree",
                  resume: bool = False, bundle: str | None = None, checkpoints_root: str | Path = "checkpoints",
-                 batch_size: int | None = None, lr: float | None = None, ema_decay: float | None = None, progress: bool = True, argv: list[str] | None = None,
+                 batch_size: int | None = None, lr: float | None = None, ema_decay: float | None = None, device: str = "auto", progress: bool = True, argv: list[str] | None = None,
                  recipe_overrides: dict | None = None) -> dict:
     """Train one recipe and write ``<out>/model``; returns the result dict (also ``<out>/result.json``).
 
@@ -110,6 +110,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
             tree); for ``lm`` also ``"chain"`` / ``"plain"`` (see :class:`LMRecipe`).
         resume: continue from ``<out>/last.pt``.
         lr: override the recipe's peak learning rate (e.g. lower for fine-tuning).
+        device: where to train and evaluate: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``,
+            ``"cuda"``, ``"cuda:1"``...; the written model and its reference outputs are on the CPU.
         ema_decay: keep, evaluate and ship an exponential moving average of the weights (see
             :class:`~grootvl_core.train.loop.TrainConfig`); None keeps the recipe's (no average).
         bundle: also copy the model folder to ``<checkpoints_root>/<bundle>``.
@@ -124,6 +126,7 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
         raise ValueError(f"train lm: --arm must be one of {lm_arms}, got {arm!r}")
     if task != "lm" and arm not in vision_arms:
         raise ValueError(f"train {task}: --arm must be one of {vision_arms}, got {arm!r}")
+    dev = resolve_device(device)
     out = Path(out)
     command = record_command(out, argv)
     model_dir = out / "model"
@@ -140,7 +143,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
                                **({"ema_decay": ema_decay} if ema_decay is not None else {}))
         if batch_size:
             recipe.batch_size = batch_size
-        model, result = train_classifier(out, recipe, resume=resume, progress=progress)
+        model, result = train_classifier(out, recipe, resume=resume, progress=progress, device=dev)
+        model.cpu()
         refs = classifier_reference_outputs(model, recipe.input_size)
         write_bundle(
             model, model_dir, title="GrootV-nano, Fashion-MNIST",
@@ -156,7 +160,7 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
             data=("Fashion-MNIST (Zalando Research, MIT licence), official 60,000 / 10,000 train/test split, read "
                   "from Debian's `dataset-fashion-mnist` package. Metrics are on the full test split."),
             command=command, train_seconds=result["train_seconds"], metrics=result["final_metrics"],
-            reference_outputs=refs)
+            reference_outputs=refs, device=dev)
     elif task == "segment":
         from .scenes import SegmenterRecipe, train_segmenter
 
@@ -169,7 +173,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
                                **({"ema_decay": ema_decay} if ema_decay is not None else {}))
         if batch_size:
             recipe.batch_size = batch_size
-        model, result = train_segmenter(out, recipe, resume=resume, progress=progress)
+        model, result = train_segmenter(out, recipe, resume=resume, progress=progress, device=dev)
+        model.cpu()
         refs = segmenter_reference_outputs(model, recipe.size)
         m = result["final_metrics"]
         write_bundle(
@@ -187,7 +192,7 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
                   f"scenes ({recipe.eval_scenes}, seed 1234) only from the test images."),
             command=command, train_seconds=result["train_seconds"],
             metrics={k: v for k, v in m.items() if not (isinstance(v, float) and np.isnan(v))},
-            reference_outputs=refs)
+            reference_outputs=refs, device=dev)
     else:
         from .fortunes import LMRecipe, train_lm
 
@@ -198,7 +203,8 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
                                **({"ema_decay": ema_decay} if ema_decay is not None else {}))
         if batch_size:
             recipe.batch_size = batch_size
-        model, tok, result = train_lm(out, recipe, resume=resume, progress=progress)
+        model, tok, result = train_lm(out, recipe, resume=resume, progress=progress, device=dev)
+        model.cpu()
         refs = lm_reference_outputs(model, tok)
         write_bundle(
             model, model_dir, title="GrootL-nano, byte-level, fortunes",
@@ -210,7 +216,7 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
                   "split by cookie into train / validation (5%, by SHA-1 of the cookie text). Validation metric: "
                   "bits per byte of each validation cookie's continuation after 16 bytes of context."),
             command=command, train_seconds=result["train_seconds"], metrics=result["final_metrics"],
-            reference_outputs=refs, tokenizer=tok)
+            reference_outputs=refs, tokenizer=tok, device=dev)
     result["command"] = command
     with open(out / "result.json", "w") as fh:
         json.dump(result, fh, indent=1, default=str)

@@ -17,7 +17,7 @@ from ..data.scenes import SCENE_CLASSES, SCENE_PALETTE, FashionScenes
 from ..models import GrootVSegmenter
 from .fashion_mnist import FASHION_MEAN, FASHION_STD
 from .grow import load_start_weights
-from .loop import TrainConfig, train
+from .loop import TrainConfig, model_device, train
 
 __all__ = ["NANO_SEGMENTER", "SegmenterRecipe", "confusion_matrix", "init_backbone", "miou", "train_segmenter"]
 
@@ -78,11 +78,12 @@ def evaluate_segmenter(model, scenes: FashionScenes, count: int, batch_size: int
     num_classes = model.num_classes
     conf = torch.zeros(num_classes, num_classes, dtype=torch.long)
     correct = total = 0
+    device = model_device(model)
     for i in range(0, count, batch_size):
         batch = [scenes[j] for j in range(i, min(count, i + batch_size))]
-        x = normalise(torch.stack([b[0] for b in batch]))
+        x = normalise(torch.stack([b[0] for b in batch])).to(device)
         y = torch.stack([b[1] for b in batch])
-        pred = segment_probabilities(model, x, flip=flip).argmax(1)
+        pred = segment_probabilities(model, x, flip=flip).argmax(1).cpu()
         conf += confusion_matrix(pred, y, num_classes)
         correct += (pred == y).sum().item()
         total += y.numel()
@@ -121,9 +122,9 @@ def init_backbone(model: GrootVSegmenter, folder: str | Path) -> int:
 
 
 def train_segmenter(out_dir: str | Path, recipe: SegmenterRecipe, resume: bool = False, data_root=None,
-                    progress: bool = True):
-    """Train on generated training scenes, evaluate on ``recipe.eval_scenes`` test scenes; returns
-    ``(model, result)``."""
+                    progress: bool = True, device: str | torch.device = "cpu"):
+    """Train (on ``device``) on generated training scenes, evaluate on ``recipe.eval_scenes`` test
+    scenes; returns ``(model, result)``."""
     train_scenes = FashionScenes("train", 10**9, size=recipe.size, seed=recipe.train.seed, root=data_root)
     test_scenes = FashionScenes("test", recipe.eval_scenes, size=recipe.size, seed=EVAL_SEED, root=data_root)
     model = GrootVSegmenter(**recipe.model)
@@ -153,7 +154,7 @@ def train_segmenter(out_dir: str | Path, recipe: SegmenterRecipe, resume: bool =
 
     result = train(model, batch_fn, loss_fn, recipe.train, out_dir,
                    evaluate=lambda m: evaluate_segmenter(m, test_scenes, recipe.periodic_eval_scenes),
-                   resume=resume, progress=progress)
+                   resume=resume, progress=progress, device=device)
     model.eval()
     with torch.no_grad():
         result["final_metrics"] = evaluate_segmenter(model, test_scenes, recipe.eval_scenes)

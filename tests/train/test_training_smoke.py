@@ -10,7 +10,7 @@ import torch
 
 from grootvl_core.data import fashion_mnist, fortunes
 from grootvl_core.models import GrootVSegmenter
-from grootvl_core.train.loop import TrainConfig, train
+from grootvl_core.train.loop import TrainConfig, resolve_device, to_device, train
 from grootvl_core.train.run import rows_to_mask, run_training
 
 needs_fmnist = pytest.mark.skipif(not (fashion_mnist.default_root() / "t10k-labels-idx1-ubyte.gz").exists(),
@@ -72,6 +72,56 @@ def test_lm_recipe_smoke_and_arms(tmp_path):
         assert (out / "model" / "tokenizer_config.json").is_file()
     with pytest.raises(ValueError, match="--arm"):
         run_training("lm", tmp_path / "bad", arm="raster", recipe_overrides=tiny)
+
+
+def test_device_resolution_and_batch_moves():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    batch = (torch.ones(2), {"ids": torch.zeros(1, dtype=torch.long), "n": 3}, [torch.ones(1)], None)
+    moved = to_device(batch, torch.device("cpu"))
+    assert type(moved) is tuple and moved[1]["n"] == 3 and moved[3] is None and isinstance(moved[2], list)
+    assert torch.equal(moved[1]["ids"], batch[1]["ids"]) and moved[1]["ids"].dtype == torch.long
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where torch sees no GPU")
+def test_cli_train_refuses_a_missing_gpu_before_writing(capsys, tmp_path):
+    from grootvl_core.cli import main
+
+    out = tmp_path / "never"
+    assert main(["train", "lm", "--out", str(out), "--device", "cuda"]) == 1
+    assert "no CUDA GPU" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@needs_fmnist
+@needs_fortunes
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_recipes_train_on_the_gpu(tmp_path):
+    """Each recipe trains on CUDA (with the weight average), evaluates there, and writes a CPU model whose
+    card names the GPU; the written weights are the averaged ones."""
+    from safetensors.torch import load_file
+
+    cases = {
+        "classify": {"model": TINY_VISION, "eval_subset": 50, "input_size": 28},
+        "segment": {"model": dict(TINY_VISION, decoder_channels=16, aux_channels=8), "eval_scenes": 4,
+                    "periodic_eval_scenes": 2, "size": 64},
+        "lm": {"model": {"hidden_size": 16, "num_hidden_layers": 1, "state_size": 4}, "seq_len": 48,
+               "eval_cookies": 8},
+    }
+    for task, overrides in cases.items():
+        out = tmp_path / task
+        result = run_training(task, out, steps=3, batch_size=4, device="cuda", ema_decay=0.5, progress=False,
+                              argv=["train", task], recipe_overrides=overrides)
+        _check_bundle(out, task)
+        assert all(v == v for v in result["final_metrics"].values() if isinstance(v, float)), "no NaN metrics"
+        assert torch.cuda.get_device_name(0) in json.loads((out / "model" / "metrics.json").read_text())["machine"]
+        shipped = load_file(out / "model" / "model.safetensors")
+        averaged = torch.load(out / "last.pt", map_location="cpu", weights_only=False)["model_ema"]
+        for k, v in shipped.items():
+            torch.testing.assert_close(v, averaged[k].to(v.dtype))
 
 
 def test_loop_resumes_exactly_where_it_stopped(tmp_path):
