@@ -124,38 +124,46 @@ def test_recipes_train_on_the_gpu(tmp_path):
             torch.testing.assert_close(v, averaged[k].to(v.dtype))
 
 
+def _make_linear():
+    torch.manual_seed(0)
+    return torch.nn.Linear(4, 1)
+
+
+def _linear_batches(step):
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(step))
+    return x, x.sum(1, keepdim=True)
+
+
+def _mse(m, batch):
+    x, y = batch
+    return ((m(x) - y) ** 2).mean()
+
+
+def _stopping_after(steps, loss_fn):
+    """``loss_fn`` that raises KeyboardInterrupt (like Ctrl-C) once ``steps`` steps have run."""
+    calls = {"n": 0}
+
+    def stopping_loss(m, batch):
+        calls["n"] += 1
+        if calls["n"] > steps:
+            raise KeyboardInterrupt
+        return loss_fn(m, batch)
+
+    return stopping_loss
+
+
 def test_loop_resumes_exactly_where_it_stopped(tmp_path):
     """Training 6 steps in one go equals 3 steps, a stop, and a resume for the remaining 3."""
-
-    def make():
-        torch.manual_seed(0)
-        return torch.nn.Linear(4, 1)
-
-    def batches(step):
-        x = torch.randn(8, 4, generator=torch.Generator().manual_seed(step))
-        return x, x.sum(1, keepdim=True)
-
-    def loss_fn(m, batch):
-        x, y = batch
-        return ((m(x) - y) ** 2).mean()
-
+    make, batches, loss_fn = _make_linear, _linear_batches, _mse
     cfg = TrainConfig(steps=6, lr=0.05, warmup_steps=2, eval_every=0, checkpoint_every=3)
     full = make()
     train(full, batches, loss_fn, cfg, tmp_path / "full", progress=False)
 
     part = make()
     half = TrainConfig(**cfg.__dict__)
-    # stop after 3 steps (a loss_fn that raises, like Ctrl-C), then resume for the rest
-    calls = {"n": 0}
-
-    def stopping_loss(m, batch):
-        calls["n"] += 1
-        if calls["n"] > 3:
-            raise KeyboardInterrupt
-        return loss_fn(m, batch)
-
+    # stop after 3 steps, then resume for the rest
     with pytest.raises(KeyboardInterrupt):
-        train(part, batches, stopping_loss, half, tmp_path / "part", progress=False)
+        train(part, batches, _stopping_after(3, loss_fn), half, tmp_path / "part", progress=False)
     resumed = make()
     train(resumed, batches, loss_fn, half, tmp_path / "part", resume=True, progress=False)
     for a, b in zip(full.parameters(), resumed.parameters()):
@@ -167,18 +175,7 @@ def test_loop_weight_average_is_evaluated_returned_and_resumed(tmp_path):
     one), the periodic evaluation scores it (and the raw weights as raw/...), and a stopped run resumes
     to the same average."""
     decay = 0.8
-
-    def make():
-        torch.manual_seed(0)
-        return torch.nn.Linear(4, 1)
-
-    def batches(step):
-        x = torch.randn(8, 4, generator=torch.Generator().manual_seed(step))
-        return x, x.sum(1, keepdim=True)
-
-    def loss_fn(m, batch):
-        x, y = batch
-        return ((m(x) - y) ** 2).mean()
+    make, batches, loss_fn = _make_linear, _linear_batches, _mse
 
     def evaluate(m):
         return {"w0": float(m.weight[0, 0])}
@@ -212,16 +209,8 @@ def test_loop_weight_average_is_evaluated_returned_and_resumed(tmp_path):
     torch.testing.assert_close(state["model"]["weight"], raw.weight.detach())
     torch.testing.assert_close(state["model_ema"]["weight"], expected["weight"])
 
-    calls = {"n": 0}
-
-    def stopping_loss(m, batch):
-        calls["n"] += 1
-        if calls["n"] > 3:
-            raise KeyboardInterrupt
-        return loss_fn(m, batch)
-
     with pytest.raises(KeyboardInterrupt):
-        train(make(), batches, stopping_loss, cfg, tmp_path / "part", progress=False)
+        train(make(), batches, _stopping_after(3, loss_fn), cfg, tmp_path / "part", progress=False)
     resumed = make()
     train(resumed, batches, loss_fn, cfg, tmp_path / "part", resume=True, progress=False)
     for k, v in resumed.state_dict().items():
