@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from . import reference
-from .backend import implementation
+from .backend import fused_cpu
 
 __all__ = ["depthwise_conv_silu"]
 
@@ -35,8 +35,8 @@ def depthwise_conv_silu(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tenso
              and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
              and not torch.compiler.is_compiling())
     if fused:
-        impl = implementation(x.device)
-        if impl is not reference:
+        impl = fused_cpu(x)
+        if impl is not None:
             return impl.depthwise_conv_silu(x.contiguous(), weight.contiguous(),
                                             None if bias is None else bias.contiguous())
     return reference.depthwise_conv_silu(x, weight, bias)

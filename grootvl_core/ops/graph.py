@@ -65,6 +65,8 @@ def cosine_edge_weights(feature: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"cosine_edge_weights: feature must be floating point, got {feature.dtype}")
     with torch.no_grad():
         f = feature.float()
-        if f.device.type == "cpu":  # the native CPU kernel when built, else the same formula
-            return implementation(f.device).grid_cosine_weights(f)
+        # the native CPU kernel or the Triton one where they serve, else the same formula in torch ops
+        mod = implementation(f.device)
+        if mod is not reference and (f.device.type == "cpu" or getattr(mod, "NAME", None) == "triton"):
+            return mod.grid_cosine_weights(f)
         return reference.grid_cosine_weights(f)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .backend import eager_native, implementation
+from .backend import eager_native, fused_cpu
 from .graph import cosine_edge_weights, grid_edges
 from .spanning_tree import TreeOrder, bfs, bfs_ref, minimum_spanning_tree, minimum_spanning_tree_ref
 
@@ -22,8 +22,8 @@ __all__ = ["grid_spanning_tree", "grid_spanning_tree_ref"]
 
 @torch.library.custom_op("grootvl::grid_spanning_tree", mutates_args=())
 def _grid_tree_op(feature: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    mod = implementation(feature.device)
-    if feature.device.type == "cpu" and hasattr(mod, "grid_tree"):
+    mod = fused_cpu(feature)
+    if mod is not None:
         return mod.grid_tree(feature)
     b, _, h, w = feature.shape
     tree = minimum_spanning_tree(grid_edges(h, w, feature.device), cosine_edge_weights(feature), h * w,
@@ -66,7 +66,7 @@ def grid_spanning_tree(feature: Tensor) -> tuple[Tensor, TreeOrder]:
     _check_feature("grid_spanning_tree", feature)
     with torch.no_grad():
         f = feature.detach().float()
-        native = eager_native(f) if f.device.type == "cpu" else None
+        native = fused_cpu(f) if eager_native(f) is not None else None
         # eager: the fused kernel itself, without the custom-op dispatch (see backend.eager_native)
         # (the op packet: calls of the CustomOpDef can go missing from torch.profiler traces)
         tree, order, parent, depth = (native.grid_tree(f) if native is not None

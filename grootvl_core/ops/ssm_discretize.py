@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from . import reference
-from .backend import implementation
+from .backend import fused_cpu
 
 __all__ = ["ssm_discretize"]
 
@@ -31,7 +31,7 @@ def ssm_discretize(dt: Tensor, bias: Tensor, a: Tensor, b: Tensor, u: Tensor) ->
     fused = (dt.device.type == "cpu" and dt.dim() == 3 and all(t.dtype == torch.float32 for t in tensors)
              and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)))
     if fused:
-        impl = implementation(dt.device)
-        if impl is not reference:
+        impl = fused_cpu(dt)
+        if impl is not None:
             return impl.ssm_discretize(dt.contiguous(), bias.contiguous(), a.contiguous(), b, u.contiguous())
     return reference.ssm_discretize(dt, bias, a, b, u)

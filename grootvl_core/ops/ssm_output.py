@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from . import reference
-from .backend import implementation
+from .backend import fused_cpu
 
 __all__ = ["ssm_output"]
 
@@ -39,8 +39,8 @@ def ssm_output(h: Tensor, u: Tensor, c: Tensor, ds: Tensor, h_norm: nn.LayerNorm
     fused = (h.device.type == "cpu" and all(t.dtype == torch.float32 for t in tensors)
              and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)))
     if fused:
-        impl = implementation(h.device)
-        if impl is not reference:
+        impl = fused_cpu(h)
+        if impl is not None:
             return impl.ssm_output(h.contiguous(), u.contiguous(), c, dsf.contiguous(), hw, hb, h_eps,
                                    ow.contiguous(), ob.contiguous(), out_norm.eps,
                                    z if z.stride(-1) == 1 else z.contiguous(), silu_gate)

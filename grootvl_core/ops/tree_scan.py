@@ -221,7 +221,7 @@ def tree_scan(x: Tensor, a: Tensor, tree: TreeOrder, mode: str = "full") -> Tens
     native = eager_native(xc, ac, order, parent, depth)
     if native is not None:  # eager inference: the kernel itself, without the custom-op dispatch
         if mode == "full":
-            if xc.device.type == "cpu":  # y only, no pass-1 aggregate kept
+            if xc.device.type == "cpu" or getattr(native, "NAME", None) == "triton":  # y only, no u kept
                 return native.scan_full_infer(xc, ac, order, parent, depth).to(dtype)
             return native.scan_full_fwd(xc, ac, order, parent, depth)[0].to(dtype)
         return native.scan_subtree_fwd(xc, ac, order, parent, depth).to(dtype)

@@ -391,6 +391,7 @@ def test_failed_native_build_warns_once_and_falls_back(monkeypatch):
     monkeypatch.setattr(backend_mod, "_modules", {"cpu": None})
     monkeypatch.setattr(backend_mod, "_errors", {"cpu": "RuntimeError: no compiler"})
     monkeypatch.setattr(backend_mod, "_warned", set())
+    monkeypatch.setattr(backend_mod, "_resolved", {})
     with pytest.warns(RuntimeWarning, match="no compiler"):
         assert ops.backend("cpu") == "reference"
     import warnings

@@ -1,0 +1,176 @@
+"""The ``triton`` backend: the op family on GPU tensors with no toolchain (design.md "Op API").
+
+Same interface and semantics as :mod:`.reference` (its docstring lists the functions):
+
+- ``grid_cosine_weights``, ``scan_*``: Triton kernels (:mod:`.triton_kernels`), compiled at run time
+  by Triton for the card at hand (NVIDIA or AMD); the layout changes between vertex and sorted space
+  are PyTorch gathers/scatters on the device.
+- ``mst``, ``bfs``: :mod:`.parallel_tree` (fixed-round Boruvka and Euler tours in tensor ops),
+  which gives the reference's rows and BFS order exactly.
+
+Nothing here synchronises with the host. float32 and float64 compute in their own dtype;
+float16/bfloat16 inputs are read in that dtype, computed in float32 and written back in it (the
+full scan's saved ``u`` stays float32, as every backend keeps it). The functions are registered as
+``torch.library.triton_op`` s (``grootvl::triton_*``), so ``torch.compile`` sees the kernels.
+
+With ``TRITON_INTERPRET=1`` set before Triton is first imported, the kernels also run on CPU tensors
+in Triton's interpreter: how CI executes every kernel without a GPU (:func:`interpreted`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+import triton
+from torch import Tensor
+from torch.library import triton_op, wrap_triton
+
+from . import parallel_tree, reference
+from . import triton_kernels as K
+
+__all__ = [
+    "NAME", "interpreted", "grid_cosine_weights", "mst", "bfs", "scan_full_fwd", "scan_full_bwd",
+    "scan_full_infer", "scan_subtree_fwd", "scan_subtree_bwd",
+]
+
+NAME = "triton"
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def interpreted() -> bool:
+    """Whether the kernels run in Triton's CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _compute(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _block_d(d: int) -> int:
+    # at least one element per thread of the single warp (no replicated lanes), at most 4
+    return max(32, min(128, triton.next_power_of_2(max(d, 1))))
+
+
+def _on(device: torch.device):
+    """Launch on ``device``'s GPU (Triton launches on the current one)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def _sorted(t: Tensor, order: Tensor, dtype: torch.dtype) -> Tensor:
+    """``(B, D, V)`` vertex space -> a fresh contiguous ``(B, V, D)`` sorted-space buffer."""
+    b, d, v = t.shape
+    s = t.transpose(1, 2).gather(1, order[:, :, None].expand(b, v, d))
+    return s if s.dtype == dtype else s.to(dtype)
+
+
+def _vertex(s: Tensor, order: Tensor, like: Tensor, dtype: torch.dtype) -> Tensor:
+    """``(B, V, D)`` sorted space -> ``(B, D, V)`` vertex space with ``like``'s memory layout."""
+    b, v, d = s.shape
+    out = torch.empty_like(like, dtype=dtype)
+    out.transpose(1, 2).scatter_(1, order[:, :, None].expand(b, v, d), s.to(dtype))
+    return out
+
+
+def _grid(s: Tensor) -> tuple[int, int]:
+    return (s.shape[0], triton.cdiv(s.shape[2], _block_d(s.shape[2])))
+
+
+def _up(s: Tensor, e: Tensor, parent: Tensor) -> None:
+    """Pass 1 in place on ``s``."""
+    if s.numel():
+        wrap_triton(K.accumulate_up)[_grid(s)](s, e, parent, s.shape[1], s.shape[2],
+                                                BLOCK_D=_block_d(s.shape[2]), num_warps=1)
+
+
+def _down(s: Tensor, e: Tensor, parent: Tensor, mode: int, ge: Tensor | None = None,
+          ux: Tensor | None = None, yx: Tensor | None = None) -> None:
+    """Pass 2 in place on ``s`` (and the edge gradient into ``ge``), see :mod:`.triton_kernels`."""
+    if s.numel():
+        wrap_triton(K.propagate_down)[_grid(s)](
+            s, e, parent, s if ge is None else ge, s if ux is None else ux, s if yx is None else yx,
+            s.shape[1], s.shape[2], MODE=mode, BLOCK_D=_block_d(s.shape[2]), num_warps=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# The interface (reference.py's signatures)
+# ----------------------------------------------------------------------------------------------
+
+
+@triton_op("grootvl::triton_grid_cosine_weights", mutates_args=())
+def grid_cosine_weights(feature: Tensor) -> Tensor:
+    b, d, h, w = feature.shape
+    f = feature.float().contiguous()
+    out = torch.empty(b, (h - 1) * w + h * (w - 1), dtype=torch.float32, device=f.device)
+    if out.numel():
+        block = 128
+        with _on(f.device):
+            wrap_triton(K.grid_cosine)[(b, triton.cdiv(h * w, block))](f, out, d, h, w, BLOCK_P=block)
+    return out
+
+
+@triton_op("grootvl::triton_scan_full_fwd", mutates_args=())
+def scan_full_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor
+                  ) -> tuple[Tensor, Tensor]:
+    work = _compute(x.dtype)
+    s, e = _sorted(x, order, work), _sorted(a, order, work)
+    with _on(x.device):
+        _up(s, e, parent)
+        u = torch.empty_like(x, dtype=work).copy_(s.transpose(1, 2))
+        _down(s, e, parent, K.FULL)
+    return _vertex(s, order, x, x.dtype), u
+
+
+@triton_op("grootvl::triton_scan_full_infer", mutates_args=())
+def scan_full_infer(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor) -> Tensor:
+    work = _compute(x.dtype)
+    s, e = _sorted(x, order, work), _sorted(a, order, work)
+    with _on(x.device):
+        _up(s, e, parent)
+        _down(s, e, parent, K.FULL)
+    return _vertex(s, order, x, x.dtype)
+
+
+@triton_op("grootvl::triton_scan_full_bwd", mutates_args=())
+def scan_full_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor,
+                  u: Tensor) -> tuple[Tensor, Tensor]:
+    work = _compute(g.dtype)
+    s, e = _sorted(g, order, work), _sorted(a, order, work)
+    ux = u.to(work).transpose(1, 2).contiguous()
+    yx = _sorted(y, order, work)
+    ge = torch.empty_like(s)
+    with _on(g.device):
+        _up(s, e, parent)
+        _down(s, e, parent, K.FULL_GRAD, ge, ux, yx)
+    return _vertex(s, order, g, g.dtype), _vertex(ge, order, a, a.dtype)
+
+
+@triton_op("grootvl::triton_scan_subtree_fwd", mutates_args=())
+def scan_subtree_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor) -> Tensor:
+    work = _compute(x.dtype)
+    s, e = _sorted(x, order, work), _sorted(a, order, work)
+    with _on(x.device):
+        _up(s, e, parent)
+    return _vertex(s, order, x, x.dtype)
+
+
+@triton_op("grootvl::triton_scan_subtree_bwd", mutates_args=())
+def scan_subtree_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor
+                     ) -> tuple[Tensor, Tensor]:
+    work = _compute(g.dtype)
+    s, e = _sorted(g, order, work), _sorted(a, order, work)
+    us = _sorted(y, order, work)
+    ge = torch.empty_like(s)
+    with _on(g.device):
+        _down(s, e, parent, K.PREFIX, ge, us)
+    return _vertex(s, order, g, g.dtype), _vertex(ge, order, a, a.dtype)
+
+
+def mst(edges: Tensor, weights: Tensor, num_vertices: int) -> tuple[Tensor, Tensor]:
+    return parallel_tree.mst(edges, weights, num_vertices)
+
+
+def bfs(tree: Tensor, root: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    return parallel_tree.bfs(tree, root)
+
