@@ -248,7 +248,7 @@ def table(rows: list[SelfCheck] | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import backend
+    from .backend import load_gpu_backend, triton_interpreted
 
     parser = argparse.ArgumentParser(prog="python -m grootvl_core.ops.selfcheck",
                                      description="Check the GPU tree-scan backends against the reference.")
@@ -258,14 +258,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="backend to check (default: both)")
     args = parser.parse_args(argv)
     devices = args.device or [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if not args.device and backend.triton_interpreted():
+    if not args.device and triton_interpreted():
         devices.append("cpu")
     rows: list[SelfCheck] = []
     for dev in devices:
         for name in args.backend or ("cuda", "triton"):
             if name == "cuda" and torch.device(dev).type != "cuda":
                 continue
-            mod, why = backend.load_gpu_backend(name, torch.device(dev))
+            mod, why = load_gpu_backend(name, torch.device(dev))
             if mod is None:
                 print(f"{name:<10} {dev:<8} unavailable: {why}")
                 continue

@@ -10,8 +10,9 @@ Same interface and semantics as :mod:`.reference` (its docstring lists the funct
 
 Nothing here synchronises with the host. float32 and float64 compute in their own dtype;
 float16/bfloat16 inputs are read in that dtype, computed in float32 and written back in it (the
-full scan's saved ``u`` stays float32, as every backend keeps it). The functions are registered as
-``torch.library.triton_op`` s (``grootvl::triton_*``), so ``torch.compile`` sees the kernels.
+full scan's saved ``u`` stays float32, as every backend keeps it). The kernel-calling functions are
+registered as ``torch.library.triton_op`` s (``grootvl::triton_*``), so ``torch.compile`` sees the
+kernels (interpreted kernels: opaque custom ops with fake implementations).
 
 With ``TRITON_INTERPRET=1`` set before Triton is first imported, the kernels also run on CPU tensors
 in Triton's interpreter: how CI executes every kernel without a GPU (:func:`interpreted`).
@@ -20,7 +21,6 @@ in Triton's interpreter: how CI executes every kernel without a GPU (:func:`inte
 from __future__ import annotations
 
 import contextlib
-import os
 
 import torch
 import triton
@@ -40,8 +40,34 @@ _HALF = (torch.float16, torch.bfloat16)
 
 
 def interpreted() -> bool:
-    """Whether the kernels run in Triton's CPU interpreter (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
+    """Whether the kernels run in Triton's CPU interpreter: ``TRITON_INTERPRET=1`` was set when
+    they were defined (Triton reads it in ``@triton.jit``)."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return isinstance(K.accumulate_up, InterpretedFunction)
+
+
+def _op(name: str, fake):
+    """Register ``fn`` as the op ``grootvl::<name>``: a ``triton_op`` (its kernels visible to
+    ``torch.compile``), or, when the kernels are interpreted (which ``torch.compile`` cannot
+    trace), an opaque ``custom_op`` with ``fake`` as its fake implementation."""
+
+    def register(fn):
+        if not interpreted():
+            return triton_op(f"grootvl::{name}", fn, mutates_args=())
+        op = torch.library.custom_op(f"grootvl::{name}", fn, mutates_args=())
+        op.register_fake(fake)
+        return op
+
+    return register
+
+
+def _like_x(x, *args):
+    return torch.empty_like(x)
+
+
+def _like_grads(g, a, *args):
+    return torch.empty_like(g), torch.empty_like(a)
 
 
 def _compute(dtype: torch.dtype) -> torch.dtype:
@@ -98,7 +124,8 @@ def _down(s: Tensor, e: Tensor, parent: Tensor, mode: int, ge: Tensor | None = N
 # ----------------------------------------------------------------------------------------------
 
 
-@triton_op("grootvl::triton_grid_cosine_weights", mutates_args=())
+@_op("triton_grid_cosine_weights", lambda f: f.new_empty(
+    (f.shape[0], (f.shape[2] - 1) * f.shape[3] + f.shape[2] * (f.shape[3] - 1)), dtype=torch.float32))
 def grid_cosine_weights(feature: Tensor) -> Tensor:
     b, d, h, w = feature.shape
     f = feature.float().contiguous()
@@ -110,7 +137,7 @@ def grid_cosine_weights(feature: Tensor) -> Tensor:
     return out
 
 
-@triton_op("grootvl::triton_scan_full_fwd", mutates_args=())
+@_op("triton_scan_full_fwd", lambda x, *args: (torch.empty_like(x), torch.empty_like(x, dtype=_compute(x.dtype))))
 def scan_full_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor
                   ) -> tuple[Tensor, Tensor]:
     work = _compute(x.dtype)
@@ -122,7 +149,7 @@ def scan_full_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Te
     return _vertex(s, order, x, x.dtype), u
 
 
-@triton_op("grootvl::triton_scan_full_infer", mutates_args=())
+@_op("triton_scan_full_infer", _like_x)
 def scan_full_infer(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor) -> Tensor:
     work = _compute(x.dtype)
     s, e = _sorted(x, order, work), _sorted(a, order, work)
@@ -132,12 +159,14 @@ def scan_full_infer(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: 
     return _vertex(s, order, x, x.dtype)
 
 
-@triton_op("grootvl::triton_scan_full_bwd", mutates_args=())
+@_op("triton_scan_full_bwd", _like_grads)
 def scan_full_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor,
                   u: Tensor) -> tuple[Tensor, Tensor]:
     work = _compute(g.dtype)
+    if u.dtype != work:
+        raise RuntimeError(f"scan_full_bwd: u must be {work} (the forward's saved pass-1 aggregate), got {u.dtype}")
     s, e = _sorted(g, order, work), _sorted(a, order, work)
-    ux = u.to(work).transpose(1, 2).contiguous()
+    ux = u.transpose(1, 2).contiguous()
     yx = _sorted(y, order, work)
     ge = torch.empty_like(s)
     with _on(g.device):
@@ -146,7 +175,7 @@ def scan_full_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Te
     return _vertex(s, order, g, g.dtype), _vertex(ge, order, a, a.dtype)
 
 
-@triton_op("grootvl::triton_scan_subtree_fwd", mutates_args=())
+@_op("triton_scan_subtree_fwd", _like_x)
 def scan_subtree_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor) -> Tensor:
     work = _compute(x.dtype)
     s, e = _sorted(x, order, work), _sorted(a, order, work)
@@ -155,7 +184,7 @@ def scan_subtree_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth:
     return _vertex(s, order, x, x.dtype)
 
 
-@triton_op("grootvl::triton_scan_subtree_bwd", mutates_args=())
+@_op("triton_scan_subtree_bwd", _like_grads)
 def scan_subtree_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor
                      ) -> tuple[Tensor, Tensor]:
     work = _compute(g.dtype)
