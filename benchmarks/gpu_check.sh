@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# One-command GPU check of the CUDA tree-scan backend, sized for a 10-minute slot.
+# One-command GPU check of the GPU tree-scan backends (compiled CUDA, Triton), sized for a 10-minute slot.
 #
 #   bash benchmarks/gpu_check.sh          # results in ${OUT:-gpu_results}/gpu_results.txt
 #
-# Installs nothing (torch must be importable). Builds the CUDA extension for the present card,
-# runs the CUDA op tests (tests/ops/test_cuda.py), the benchmarks benchmarks/ops_cuda.py (ours vs
-# the published design at GrootV-T stage shapes, batch 128) and benchmarks/models_cuda.py (GrootV-T
-# inference and training-step images/s with either set of kernels), then the rest of tests/ops, then
+# Installs nothing (torch must be importable). Builds the CUDA extension for the present card, runs
+# the self-check of every GPU backend (python -m grootvl_core.ops.selfcheck: the table of backend,
+# device, max error, pass/fail; a backend that disagrees with the reference fails this script), the
+# GPU op tests for both backends (tests/ops/test_gpu_backends.py), the benchmarks
+# benchmarks/ops_cuda.py (cuda and triton vs the published design at GrootV-T stage shapes, batch 1
+# and 128) and benchmarks/models_cuda.py (GrootV-T inference and training-step images/s with each
+# set of kernels), then the rest of tests/ops, then
 # the bundled-model recipes trained a few steps on the GPU (tests/train, test_recipes_train_on_the_gpu;
 # it needs the Debian data: copy /usr/share/datasets/fashion-mnist and /usr/share/games/fortunes
 # to .device-data/ here and carry that folder, else the test reports itself skipped).
@@ -71,22 +74,26 @@ else
   tail -n 20 "$LOGS/cuda_build.log" | tee -a "$RES"
 fi
 
-# no -x here: one run should show every CUDA failure; a hung kernel is reported by pytest-timeout
-step test_cuda 200 python -m pytest tests/ops/test_cuda.py --maxfail=15 -q -rfE -p no:cacheprovider --timeout=120
-tail -n 40 "$LOGS/test_cuda.log" | tee -a "$RES"
+# every GPU backend against the reference; exits 1 when one that loads disagrees
+step selfcheck 120 python -m grootvl_core.ops.selfcheck
+cat "$LOGS/selfcheck.log" | tail -n 12 | tee -a "$RES"
+
+# no -x here: one run should show every GPU failure; a hung kernel is reported by pytest-timeout
+step test_gpu 240 python -m pytest tests/ops/test_gpu_backends.py tests/ops/test_backend_chain.py --maxfail=15 -q -rfE -p no:cacheprovider --timeout=120
+tail -n 40 "$LOGS/test_gpu.log" | tee -a "$RES"
 
 wait "$BASELINE_PID" 2>/dev/null || { say "--- baseline build log ---"; tail -n 20 "$LOGS/baseline_build.log" | tee -a "$RES"; }
-step benchmark 300 python benchmarks/ops_cuda.py --batch "${BENCH_BATCH:-128}"
+step benchmark 300 python benchmarks/ops_cuda.py --batch "${BENCH_BATCH:-1,128}"
 cat "$LOGS/benchmark.log" | tail -n 40 | tee -a "$RES"
 
-step models 200 python benchmarks/models_cuda.py --batch "${BENCH_BATCH:-128}" --train-batch "${TRAIN_BATCH:-64}"
+step models 200 python benchmarks/models_cuda.py --batch "${MODEL_BATCH:-128}" --train-batch "${TRAIN_BATCH:-64}"
 tail -n 20 "$LOGS/models.log" | tee -a "$RES"
 
-step bench_bf16 120 python benchmarks/ops_cuda.py --batch "${BENCH_BATCH:-128}" --dtype bfloat16 --stages 1,3
+step bench_bf16 120 python benchmarks/ops_cuda.py --batch 128 --dtype bfloat16 --stages 1,3
 tail -n 12 "$LOGS/bench_bf16.log" | tee -a "$RES"
 
 wait "$CPU_PID" 2>/dev/null
-step test_ops_rest 120 python -m pytest tests/ops -x -q -rfE -p no:cacheprovider --ignore=tests/ops/test_cuda.py
+step test_ops_rest 120 python -m pytest tests/ops -x -q -rfE -p no:cacheprovider --ignore=tests/ops/test_gpu_backends.py --ignore=tests/ops/test_backend_chain.py
 tail -n 15 "$LOGS/test_ops_rest.log" | tee -a "$RES"
 
 step train_gpu 120 env GROOTVL_FASHION_MNIST="${GROOTVL_FASHION_MNIST:-.device-data/fashion-mnist}" \

@@ -1,20 +1,22 @@
-"""GrootV-T on CUDA: inference and training-step throughput, our kernels vs the published design.
+"""GrootV-T on CUDA: inference and training-step throughput, our GPU backends vs the published design.
 
-The same GrootV-T (random weights, 224x224 input) is timed twice in interleaved rounds: as the
-package runs it (device MST + BFS, the channel-lockstep scan), and with every TreeSSM's tree
-building and tree scan routed through the published design rebuilt in
+The same GrootV-T (random weights, 224x224 input) is timed in interleaved rounds: as the package
+runs it with each of our GPU backends that passes its self-check (``GROOTVL_OPS=cuda``: the
+compiled kernels; ``GROOTVL_OPS=triton``: the Triton kernels and tensor-op tree building), and with
+every TreeSSM's tree building and tree scan routed through the published design rebuilt in
 ``published_baseline/published_tree_scan.cu`` (host Boruvka with device<->host copies, spin-wait
-BFS, one 64-thread block per (image, channel) scan; see ``ops_cuda.py``). Everything else (the
-projections, convolutions, norms, the edge-weight formula) is the same PyTorch code in both.
+BFS, one 64-thread block per (image, channel) scan; see ``ops_cuda.py``; left out without nvcc).
+Everything else (the projections, convolutions, norms, the edge-weight formula) is the same
+PyTorch code in all.
 
 - ``inference``: ``model.eval()``, ``torch.no_grad()``, batch ``--batch`` (128);
 - ``train step``: forward, cross-entropy on random labels, backward, AdamW step, batch
   ``--train-batch`` (64).
 
 Each for every ``--precision`` (``fp32``; ``bf16``: autocast, which TreeSSM's scan ignores: it
-computes in float32 as the published code does). Prints images per second, the ratio ours /
-published, and the largest relative difference of the two models' logits on one batch (they
-should agree to float32 rounding: the trees are the same, only the BFS orders differ).
+computes in float32 as the published code does). Prints images per second, the ratios to the
+published design, and the largest relative difference of each backend's logits from the first
+one's on one batch (they should agree to float32 rounding: the trees are the same).
 
     python benchmarks/models_cuda.py [--batch 128] [--train-batch 64] [--iters 5] [--precision fp32,bf16]
 """
@@ -123,12 +125,20 @@ def run(args) -> int:
     import timm
     import torch.nn.functional as F
 
-    from ops_cuda import cuda_and_baseline
+    from ops_cuda import forced, published_or_none, serving_backends
 
-    ext = cuda_and_baseline("models_cuda.py")
-    if ext is None:
+    if not torch.cuda.is_available():
+        print("models_cuda.py: no CUDA device; nothing to measure")
         return 1
-    build_tree, scan = published_kernels(ext)
+    backends = serving_backends(args.backends.split(","))
+    if not backends:
+        print("models_cuda.py: no GPU backend passed its self-check; nothing of ours to time")
+        return 1
+    ext = published_or_none("models_cuda.py")
+    impls = {name: (lambda name=name: forced(name)) for name in backends}
+    if ext is not None:
+        build_tree, scan = published_kernels(ext)
+        impls["published"] = lambda: baseline_kernels(build_tree, scan)
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     model = timm.create_model(args.model).cuda()
@@ -139,17 +149,24 @@ def run(args) -> int:
           f"{args.model}, 224x224, TF32 on, images/s from the mean of {args.iters} calls after {args.warmup} "
           f"warm-up calls, {args.rounds} interleaved rounds (median)")
 
-    # sanity: same logits (float32, eval) with either set of kernels
+    # sanity: the same logits (float32, eval) with every set of kernels
     x = torch.randn(min(args.batch, 16), 3, 224, 224, device="cuda", generator=gen)
     model.eval()
+    logits = {}
     with torch.no_grad():
-        ours = model(x)
-        with baseline_kernels(build_tree, scan):
-            pub = model(x)
-    diff = ((ours - pub).abs().max() / pub.abs().max().clamp(min=1e-30)).item()
-    print(f"# sanity: max |logits ours - published| / max |logits| = {diff:.2e} (batch {x.shape[0]}, fp32)")
+        for name, ctx in impls.items():
+            with ctx():
+                logits[name] = model(x)
+    first = logits[backends[0]]
+    for name, out in logits.items():
+        diff = ((out - first).abs().max() / first.abs().max().clamp(min=1e-30)).item()
+        print(f"# sanity: max |logits {name} - {backends[0]}| / max |logits| = {diff:.2e} (batch {x.shape[0]}, fp32)")
 
-    print(f"{'phase':<12} {'precision':<9} {'batch':>5} {'ours img/s':>11} {'published img/s':>16} {'ours/published':>15}")
+    names = list(impls)
+    head = f"{'phase':<12} {'precision':<9} {'batch':>5}" + "".join(f" {n + ' img/s':>16}" for n in names)
+    if ext is not None:
+        head += "".join(f" {b + '/published':>17}" for b in backends)
+    print(head)
     for precision in args.precision.split(","):
         if precision not in ("fp32", "bf16"):
             raise SystemExit(f"models_cuda.py: --precision takes fp32 and/or bf16, got {precision!r}")
@@ -173,13 +190,16 @@ def run(args) -> int:
         for phase, fn, batch, mode in (("inference", infer, args.batch, False),
                                        ("train step", train_step, args.train_batch, True)):
             model.train(mode)
-            ours_r, pub_r = [], []
+            rounds = {n: [] for n in names}
             for _ in range(args.rounds):
-                ours_r.append(throughput(fn, batch, args.warmup, args.iters))
-                with baseline_kernels(build_tree, scan):
-                    pub_r.append(throughput(fn, batch, args.warmup, args.iters))
-            o, p = sorted(ours_r)[len(ours_r) // 2], sorted(pub_r)[len(pub_r) // 2]
-            print(f"{phase:<12} {precision:<9} {batch:>5} {o:>11.1f} {p:>16.1f} {o / p:>14.2f}x", flush=True)
+                for n, ctx in impls.items():
+                    with ctx():
+                        rounds[n].append(throughput(fn, batch, args.warmup, args.iters))
+            med = {n: sorted(r)[len(r) // 2] for n, r in rounds.items()}
+            line = f"{phase:<12} {precision:<9} {batch:>5}" + "".join(f" {med[n]:>16.1f}" for n in names)
+            if ext is not None:
+                line += "".join(f" {med[b] / med['published']:>16.2f}x" for b in backends)
+            print(line, flush=True)
         torch.cuda.empty_cache()
     print(f"# peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
     return 0
@@ -194,6 +214,7 @@ def main(argv=None) -> int:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--backends", default="cuda,triton", help="our GPU backends to time")
     return run(parser.parse_args(argv))
 
 

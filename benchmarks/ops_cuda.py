@@ -1,25 +1,31 @@
-"""CUDA tree-scan op vs the published design, at GrootV-T stage shapes (reference-grootvl.md 1.8).
+"""The GPU tree-scan backends side by side with the published design, at GrootV-T stage shapes.
 
 For every stage of GrootV-T at 224x224 input (56x56 D=160, 28x28 D=320, 14x14 D=640, 7x7 D=1280),
-batch 128 by default, times with CUDA events (after warm-up):
+at each ``--batch`` (1 and 128 by default), times with CUDA events (after warm-up), for each of our
+GPU backends that passes its self-check (``cuda``: the compiled kernels of csrc/cuda; ``triton``: the
+Triton kernels, no toolchain) and for the published design:
 
-- ``mst+bfs``: tree construction from the grid's edge weights (ours: device Boruvka + device BFS;
-  published: host Boruvka with device<->host copies + spin-wait BFS kernel);
+- ``mst+bfs``: tree construction from the grid's edge weights (cuda: device Boruvka + device BFS;
+  triton: fixed-round Boruvka + Euler-tour BFS in tensor ops; published: host Boruvka with
+  device<->host copies + spin-wait BFS kernel);
 - ``scan fwd``: the full tree scan forward (published: gather of the weights into sorted order +
   the two refine kernels, grid (B, D), 64 threads);
 - ``scan fwd+bwd``: forward and backward through autograd (published: its two backward functions
   and the gather's backward).
 
-Prints one table with both times and the ratio published / ours (> 1: ours is faster), plus the
-largest difference between the two implementations' outputs as a sanity check. The published
-design is rebuilt from ``benchmarks/published_baseline/`` by ``torch.utils.cpp_extension.load``.
+Prints one table with every time and the ratios published / ours (> 1: ours is faster), so the first
+GPU run says which backend should come first in the chain, plus the largest difference between each
+backend's outputs and the published ones. The published design is rebuilt from
+``benchmarks/published_baseline/`` by ``torch.utils.cpp_extension.load`` (needs nvcc; without it
+the published columns are left out).
 
-    python benchmarks/ops_cuda.py [--batch 128] [--iters 10] [--stages 1,2,3,4]
+    python benchmarks/ops_cuda.py [--batch 1,128] [--iters 5] [--stages 1,2,3,4] [--backends cuda,triton]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -34,7 +40,8 @@ except ImportError:  # running from a checkout that is not installed
     sys.path.insert(0, str(ROOT))
     from grootvl_core import ops
 
-from grootvl_core.ops.backend import implementation, native_error
+from grootvl_core.ops import selfcheck  # noqa: E402
+from grootvl_core.ops.backend import load_gpu_backend  # noqa: E402
 
 STAGES = {1: (56, 56, 160), 2: (28, 28, 320), 3: (14, 14, 640), 4: (7, 7, 1280)}
 
@@ -55,20 +62,45 @@ def load_published():
                               extra_cuda_cflags=["-O3"], verbose=False)
 
 
-def cuda_and_baseline(script: str):
-    """The published-design extension once a GPU and our CUDA build are there; otherwise None,
-    after printing why (``script`` names the caller)."""
-    if not torch.cuda.is_available():
-        print(f"{script}: no CUDA device; nothing to measure")
+def serving_backends(names, device: str = "cuda") -> list[str]:
+    """Those of ``names`` ("cuda", "triton") that load and pass the self-check on ``device``; prints
+    the self-check table and why any other is left out."""
+    ok = []
+    for name in names:
+        mod, why = load_gpu_backend(name, torch.device(device))
+        if mod is None:
+            print(f"# {name}: unavailable: {why}")
+            continue
+        if selfcheck.run(mod, device, name).passed:
+            ok.append(name)
+    print("# self-check:\n# " + selfcheck.table().replace("\n", "\n# "))
+    return ok
+
+
+@contextlib.contextmanager
+def forced(name: str):
+    """``GROOTVL_OPS=name`` inside (the op resolves its backend per mode and device, once)."""
+    saved = os.environ.get("GROOTVL_OPS")
+    os.environ["GROOTVL_OPS"] = name
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("GROOTVL_OPS", None)
+        else:
+            os.environ["GROOTVL_OPS"] = saved
+
+
+def published_or_none(script: str):
+    """The published-design extension, or None (printing why) when it cannot be built here."""
+    try:
+        t0 = time.time()
+        ext = load_published()
+        print(f"# published baseline built/loaded in {time.time() - t0:.1f} s")
+        return ext
+    except Exception as exc:  # no nvcc on this machine, ...
+        print(f"# {script}: published baseline unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
         return None
-    implementation("cuda")
-    if native_error("cuda"):
-        print(f"{script}: the CUDA build of grootvl failed: {native_error('cuda')}")
-        return None
-    t0 = time.time()
-    ext = load_published()
-    print(f"# published baseline built/loaded in {time.time() - t0:.1f} s")
-    return ext
 
 
 class PublishedRefine(torch.autograd.Function):
@@ -126,92 +158,115 @@ def cuda_time(fn, warmup: int, iters: int) -> float:
     return start.elapsed_time(end) / iters
 
 
-def run_stage(ext, stage: int, batch: int, warmup: int, iters: int, dtype=torch.float32):
+def run_stage(ext, backends, stage: int, batch: int, warmup: int, iters: int, dtype=torch.float32):
+    """Rows ``(shape, op, {implementation: ms})`` for one stage, and the sanity figures per backend
+    (same MST edge set as the published code; relative differences of y, grad x, grad a)."""
     h, w, d = STAGES[stage]
     v = h * w
     dev = "cuda"
     gen = torch.Generator(device=dev).manual_seed(stage)
     feat = torch.randn(batch, d, h, w, device=dev, generator=gen)
     edges = ops.grid_edges(h, w, device=dev)
-    weights = ops.cosine_edge_weights(feat)
     edges_b = edges.expand(batch, -1, -1).contiguous()
     edges32 = edges_b.int()
-
-    def ours_tree():
-        return ops.bfs(ops.minimum_spanning_tree(edges_b, weights, v, validate=False), validate=False)
-
-    tree = ops.bfs(ops.minimum_spanning_tree(edges_b, weights, v))  # validated once
-    tables = published_tree(ext, edges32, weights, v)
+    with forced(backends[0]):
+        weights = ops.cosine_edge_weights(feat)
     x = torch.randn(batch, d, v, device=dev, generator=gen, dtype=dtype)
     a = torch.sigmoid(torch.randn(batch, d, v, device=dev, generator=gen, dtype=dtype))
     g = torch.randn_like(x)
+    tables = published_tree(ext, edges32, weights, v) if ext is not None else None
 
-    # sanity: same MST edge set, same scan output and gradients (different BFS orders)
-    tree_rows = ops.minimum_spanning_tree(edges_b, weights, v)
-    pub_rows = ext.mst_forward(edges32, weights, v)
-    same_tree = torch.equal(edge_set_keys(tree_rows, v), edge_set_keys(pub_rows, v))
-    xr, ar = x.clone().requires_grad_(), a.clone().requires_grad_()
-    xp, ap = x.clone().requires_grad_(), a.clone().requires_grad_()
-    y_ours = ops.tree_scan(xr, ar, tree)
-    y_pub = published_scan(ext, xp, ap, tables)
-    (y_ours * g).sum().backward()
-    (y_pub * g).sum().backward()
-    diffs = [(y_ours - y_pub).abs().max().item() / max(y_pub.abs().max().item(), 1e-30),
-             (xr.grad - xp.grad).abs().max().item() / max(xp.grad.abs().max().item(), 1e-30),
-             (ar.grad - ap.grad).abs().max().item() / max(ap.grad.abs().max().item(), 1e-30)]
+    fns: dict[str, dict] = {}
+    sanity = {}
+    for name in backends:
+        with forced(name):
+            tree = ops.bfs(ops.minimum_spanning_tree(edges_b, weights, v))  # validated once
+            if ext is not None:
+                rows = ops.minimum_spanning_tree(edges_b, weights, v)
+                same = torch.equal(edge_set_keys(rows, v), edge_set_keys(ext.mst_forward(edges32, weights, v), v))
+                xr, ar = x.clone().requires_grad_(), a.clone().requires_grad_()
+                xp, ap = x.clone().requires_grad_(), a.clone().requires_grad_()
+                y_ours, y_pub = ops.tree_scan(xr, ar, tree), published_scan(ext, xp, ap, tables)
+                (y_ours * g).sum().backward()
+                (y_pub * g).sum().backward()
+                sanity[name] = (same, [(p - q).abs().max().item() / max(q.abs().max().item(), 1e-30)
+                                       for p, q in ((y_ours, y_pub), (xr.grad, xp.grad), (ar.grad, ap.grad))])
 
-    def ours_fwd():
-        with torch.no_grad():
-            ops.tree_scan(x, a, tree)
+        def tree_fn(name=name):
+            with forced(name):
+                ops.bfs(ops.minimum_spanning_tree(edges_b, weights, v, validate=False), validate=False)
 
-    def pub_fwd():
-        with torch.no_grad():
-            published_scan(ext, x, a, tables)
+        def fwd(name=name, tree=tree):
+            with forced(name), torch.no_grad():
+                ops.tree_scan(x, a, tree)
 
-    def ours_fwd_bwd():
-        xx, aa = x.detach().requires_grad_(), a.detach().requires_grad_()
-        torch.autograd.backward(ops.tree_scan(xx, aa, tree), g)
+        def fwd_bwd(name=name, tree=tree):
+            with forced(name):
+                xx, aa = x.detach().requires_grad_(), a.detach().requires_grad_()
+                torch.autograd.backward(ops.tree_scan(xx, aa, tree), g)
 
-    def pub_fwd_bwd():
-        xx, aa = x.detach().requires_grad_(), a.detach().requires_grad_()
-        torch.autograd.backward(published_scan(ext, xx, aa, tables), g)
+        fns[name] = {"mst+bfs": tree_fn, "scan fwd": fwd, "scan fwd+bwd": fwd_bwd}
+    if ext is not None:
+        def pub_fwd_bwd():
+            xx, aa = x.detach().requires_grad_(), a.detach().requires_grad_()
+            torch.autograd.backward(published_scan(ext, xx, aa, tables), g)
 
-    rows = []
-    for name, ours, pub in (("mst+bfs", ours_tree, lambda: published_tree(ext, edges32, weights, v)),
-                            ("scan fwd", ours_fwd, pub_fwd),
-                            ("scan fwd+bwd", ours_fwd_bwd, pub_fwd_bwd)):
-        t_ours = cuda_time(ours, warmup, iters)
-        t_pub = cuda_time(pub, warmup, iters)
-        rows.append((f"{h}x{w} D={d}", name, t_ours, t_pub))
-    return rows, same_tree, diffs
+        def pub_fwd():
+            with torch.no_grad():
+                published_scan(ext, x, a, tables)
+
+        fns["published"] = {"mst+bfs": lambda: published_tree(ext, edges32, weights, v),
+                            "scan fwd": pub_fwd, "scan fwd+bwd": pub_fwd_bwd}
+    out = []
+    for op in ("mst+bfs", "scan fwd", "scan fwd+bwd"):
+        out.append((f"{h}x{w} D={d}", op, {impl: cuda_time(f[op], warmup, iters) for impl, f in fns.items()}))
+    return out, sanity
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--batch", default="1,128", help="comma-separated batch sizes")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--stages", default="1,2,3,4", help="comma-separated stage numbers (1-4)")
+    parser.add_argument("--backends", default="cuda,triton", help="our GPU backends to time")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
-                        help="scan inputs (half precision: ours reads it directly, the published "
+                        help="scan inputs (half precision: ours read it directly, the published "
                              "kernels get float32 copies)")
     args = parser.parse_args(argv)
     dtype = getattr(torch, args.dtype)
-    ext = cuda_and_baseline("ops_cuda.py")
-    if ext is None:
+    if not torch.cuda.is_available():
+        print("ops_cuda.py: no CUDA device; nothing to measure")
         return 1
+    backends = serving_backends(args.backends.split(","))
+    if not backends:
+        print("ops_cuda.py: no GPU backend passed its self-check; nothing of ours to time")
+        return 1
+    ext = published_or_none("ops_cuda.py")
+    impls = backends + (["published"] if ext is not None else [])
     print(f"# device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
-          f"batch {args.batch}, scan inputs {args.dtype}, mean of {args.iters} after {args.warmup} warm-up calls")
-    print(f"{'shape':<16} {'op':<14} {'ours ms':>10} {'published ms':>13} {'published/ours':>15}")
+          f"scan inputs {args.dtype}, mean of {args.iters} after {args.warmup} warm-up calls")
+    head = f"{'shape':<16} {'batch':>5} {'op':<14}" + "".join(f" {i + ' ms':>13}" for i in impls)
+    if ext is not None:
+        head += "".join(f" {'published/' + b:>17}" for b in backends)
+    print(head)
     checks = []
-    for stage in (int(s) for s in args.stages.split(",")):
-        rows, same_tree, diffs = run_stage(ext, stage, args.batch, args.warmup, args.iters, dtype)
-        for shape, name, t_ours, t_pub in rows:
-            print(f"{shape:<16} {name:<14} {t_ours:>10.3f} {t_pub:>13.3f} {t_pub / t_ours:>14.2f}x", flush=True)
-        checks.append((rows[0][0], same_tree, diffs))
-    print("# sanity (ours vs published): same MST edge set; max relative difference of y, grad x, grad a")
-    for shape, same_tree, diffs in checks:
-        print(f"#   {shape:<16} same tree: {same_tree}  diffs: " + ", ".join(f"{x:.2e}" for x in diffs))
+    for batch in (int(b) for b in args.batch.split(",")):
+        for stage in (int(s) for s in args.stages.split(",")):
+            rows, sanity = run_stage(ext, backends, stage, batch, args.warmup, args.iters, dtype)
+            for shape, op, ms in rows:
+                line = f"{shape:<16} {batch:>5} {op:<14}" + "".join(f" {ms[i]:>13.3f}" for i in impls)
+                if ext is not None:
+                    line += "".join(f" {ms['published'] / ms[b]:>16.2f}x" for b in backends)
+                print(line, flush=True)
+            checks.append((rows[0][0], batch, sanity))
+            torch.cuda.empty_cache()
+    if ext is not None:
+        print("# sanity (each backend vs published): same MST edge set; max relative difference of y, grad x, grad a")
+        for shape, batch, sanity in checks:
+            for name, (same, diffs) in sanity.items():
+                print(f"#   {shape:<16} b{batch:<4} {name:<7} same tree: {same}  diffs: "
+                      + ", ".join(f"{x:.2e}" for x in diffs))
     return 0
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "grid_cosine_weights",
     "ssm_discretize",
     "ssm_output",
+    "check_tree",
     "mst",
     "bfs",
     "scan_full_fwd",
@@ -191,6 +192,30 @@ def bfs(tree: torch.Tensor, root: int):
 # ----------------------------------------------------------------------------------------------
 
 
+def check_tree(order: torch.Tensor, parent: torch.Tensor, depth: torch.Tensor, op: str = "tree_scan") -> None:
+    """Raise ``ValueError`` unless ``(order, parent, depth)`` is a rooted tree visited parents first:
+    each ``order[b]`` a permutation of ``[0, V)``, ``parent[b, i]`` a position before ``i``, ``depth``
+    the root's 0 and one more than the parent's elsewhere. The native CPU op checks the same; a
+    forged table must never make the level loops below run for ``max(depth)`` rounds or read
+    values that are not computed yet."""
+    batch, v = order.shape
+    if v == 0:
+        return
+    bad = []
+    ids = torch.sort(order, dim=1).values
+    if not torch.equal(ids, torch.arange(v, device=order.device).expand(batch, v)):
+        bad.append(f"order[b] must be a permutation of [0, {v})")
+    pos = torch.arange(v, device=parent.device)
+    if v > 1 and not bool(((parent[:, 1:] >= 0) & (parent[:, 1:] < pos[1:])).all()):
+        bad.append("parent[b, i] must be a position in [0, i) (parents come before children)")
+    elif not bool((depth[:, 0] == 0).all()) or (
+            v > 1 and not torch.equal(depth[:, 1:], depth.gather(1, parent[:, 1:].clamp(0, v - 1)) + 1)):
+        bad.append("depth must be 0 at the root and the parent's depth + 1 elsewhere")
+    if bad:
+        raise ValueError(f"{op}: the tree is not a valid TreeOrder: {'; '.join(bad)}. "
+                         "Build it with grootvl_core.ops.bfs")
+
+
 def _levels(depth: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``(batch index, position)`` pairs of every non-root position, grouped by depth 1..max."""
     batch, v = depth.shape
@@ -250,6 +275,7 @@ def _like(t, ref):
 
 
 def scan_full_fwd(x, a, order, parent, depth):
+    check_tree(order, parent, depth, "scan_full_fwd")
     levels = _levels(depth)
     xs, es = _to_sorted(x, order), _to_sorted(a, order)
     us = _leaf_to_root(xs, es, parent, levels)
@@ -275,6 +301,7 @@ def scan_full_bwd(g, a, order, parent, depth, y, u):
 
 
 def scan_subtree_fwd(x, a, order, parent, depth):
+    check_tree(order, parent, depth, "scan_subtree_fwd")
     levels = _levels(depth)
     us = _leaf_to_root(_to_sorted(x, order), _to_sorted(a, order), parent, levels)
     return _like(_to_vertex(us, order), x)
@@ -302,6 +329,7 @@ def tree_scan_ref(x: torch.Tensor, a: torch.Tensor, tree, mode: str = "full") ->
     if mode not in ("full", "subtree"):
         raise ValueError(f"tree_scan_ref: mode must be 'full' or 'subtree', got {mode!r}")
     order, parent, depth = tree.order, tree.parent, tree.depth
+    check_tree(order, parent, depth, "tree_scan_ref")
     dtype = x.dtype
     compute = torch.float64 if dtype == torch.float64 else torch.float32
     levels = _levels(depth)

@@ -27,7 +27,7 @@ import triton
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
-from . import parallel_tree, reference
+from . import parallel_tree
 from . import triton_kernels as K
 
 __all__ = [
@@ -82,6 +82,14 @@ def _block_d(d: int) -> int:
 def _on(device: torch.device):
     """Launch on ``device``'s GPU (Triton launches on the current one)."""
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def _safe(order: Tensor, parent: Tensor) -> tuple[Tensor, Tensor]:
+    """Indices clamped into ``[0, V)``: a forged table (the public API checks only shapes, and a
+    check here would need the host) then gives wrong numbers, never an out-of-bounds access, which
+    on a GPU would end the process's CUDA context."""
+    v = order.shape[1]
+    return order.clamp(0, max(v - 1, 0)), parent.clamp(0, max(v - 1, 0))
 
 
 def _sorted(t: Tensor, order: Tensor, dtype: torch.dtype) -> Tensor:
@@ -141,6 +149,7 @@ def grid_cosine_weights(feature: Tensor) -> Tensor:
 def scan_full_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor
                   ) -> tuple[Tensor, Tensor]:
     work = _compute(x.dtype)
+    order, parent = _safe(order, parent)
     s, e = _sorted(x, order, work), _sorted(a, order, work)
     with _on(x.device):
         _up(s, e, parent)
@@ -152,6 +161,7 @@ def scan_full_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Te
 @_op("triton_scan_full_infer", _like_x)
 def scan_full_infer(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor) -> Tensor:
     work = _compute(x.dtype)
+    order, parent = _safe(order, parent)
     s, e = _sorted(x, order, work), _sorted(a, order, work)
     with _on(x.device):
         _up(s, e, parent)
@@ -163,6 +173,7 @@ def scan_full_infer(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: 
 def scan_full_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor,
                   u: Tensor) -> tuple[Tensor, Tensor]:
     work = _compute(g.dtype)
+    order, parent = _safe(order, parent)
     if u.dtype != work:
         raise RuntimeError(f"scan_full_bwd: u must be {work} (the forward's saved pass-1 aggregate), got {u.dtype}")
     s, e = _sorted(g, order, work), _sorted(a, order, work)
@@ -178,6 +189,7 @@ def scan_full_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Te
 @_op("triton_scan_subtree_fwd", _like_x)
 def scan_subtree_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor) -> Tensor:
     work = _compute(x.dtype)
+    order, parent = _safe(order, parent)
     s, e = _sorted(x, order, work), _sorted(a, order, work)
     with _on(x.device):
         _up(s, e, parent)
@@ -188,6 +200,7 @@ def scan_subtree_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth:
 def scan_subtree_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor
                      ) -> tuple[Tensor, Tensor]:
     work = _compute(g.dtype)
+    order, parent = _safe(order, parent)
     s, e = _sorted(g, order, work), _sorted(a, order, work)
     us = _sorted(y, order, work)
     ge = torch.empty_like(s)

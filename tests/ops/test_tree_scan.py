@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from grootvl_core import ops
+from grootvl_core.ops import reference
 backend_mod = importlib.import_module("grootvl_core.ops.backend")
 
 
@@ -423,3 +424,38 @@ def test_torch_compile_traces_the_op():
     compiled = torch.compile(f, backend="eager", fullgraph=True)
     torch.testing.assert_close(compiled(x, a, *tree), f(x, a, *tree))
     assert not math.isnan(float(compiled(x, a, *tree).sum()))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["full", "subtree"])
+def test_reference_rejects_forged_trees_instead_of_hanging(mode):
+    """A depth of 1e9 made the reference's level loop run (or allocate) forever; a parent after its
+    child made it read values not computed yet. It now checks the table as the native op does."""
+    _, _, rows = grid_tree(3, 4, 1)
+    good = ops.bfs(rows)
+    x, a = torch.randn(1, 2, 12), torch.rand(1, 2, 12)
+    forged = {
+        "depth": good._replace(depth=good.depth.clone().index_fill_(1, torch.tensor([5]), 10**9)),
+        "parent": good._replace(parent=good.parent.clone().index_fill_(1, torch.tensor([3]), 7)),
+        "order": good._replace(order=good.order.clone().index_fill_(1, torch.tensor([2]), 0)),
+    }
+    for what, tree in forged.items():
+        with pytest.raises(ValueError, match="not a valid TreeOrder") as err:
+            ops.tree_scan_ref(x, a, tree, mode)
+        assert what in str(err.value)
+        with pytest.raises(ValueError, match="not a valid TreeOrder"):
+            reference.scan_subtree_fwd(x, a, *tree) if mode == "subtree" else reference.scan_full_fwd(x, a, *tree)
+    torch.testing.assert_close(ops.tree_scan_ref(x, a, good, mode), ops.tree_scan(x, a, good, mode))
+
+
+def test_triton_scans_stay_in_bounds_on_forged_trees():
+    tb, why = backend_mod.load_gpu_backend("triton", torch.device("cpu"))
+    if tb is None:
+        pytest.skip(why)
+    _, _, rows = grid_tree(3, 4, 1)
+    good = ops.bfs(rows)
+    x, a = torch.randn(1, 2, 12), torch.rand(1, 2, 12)
+    tree = good._replace(order=good.order.clone().index_fill_(1, torch.tensor([2]), 99),
+                         parent=good.parent.clone().index_fill_(1, torch.tensor([3]), -5))
+    y, u = tb.scan_full_fwd(x, a, *tree)  # wrong numbers, but no out-of-bounds access
+    assert y.shape == x.shape and u.shape == x.shape
