@@ -8,7 +8,9 @@
     y       = tree_scan(x, a, tree, mode="full")                # (B, D, V)
 
 Each op has a pure-PyTorch ``*_ref`` twin with the same signature; ``backend()`` says which
-implementation runs (``GROOTVL_OPS=reference|native`` forces one).
+implementation runs: ``"cpu"`` (native C++), ``"cuda"`` (compiled CUDA), ``"triton"`` or
+``"reference"`` (``GROOTVL_OPS=reference|native|cuda|triton`` forces one; ``ops/backend.py`` has the
+chain and ``python -m grootvl_core.ops.selfcheck`` the GPU self-check).
 """
 
 from .backend import backend

@@ -115,7 +115,7 @@ def _up(s: Tensor, e: Tensor, parent: Tensor) -> None:
     """Pass 1 in place on ``s``."""
     if s.numel():
         wrap_triton(K.accumulate_up)[_grid(s)](s, e, parent, s.shape[1], s.shape[2],
-                                                BLOCK_D=_block_d(s.shape[2]), num_warps=1)
+                                                BLOCK_D=_block_d(s.shape[2]), num_warps=1, num_stages=1)
 
 
 def _down(s: Tensor, e: Tensor, parent: Tensor, mode: int, ge: Tensor | None = None,
@@ -124,7 +124,7 @@ def _down(s: Tensor, e: Tensor, parent: Tensor, mode: int, ge: Tensor | None = N
     if s.numel():
         wrap_triton(K.propagate_down)[_grid(s)](
             s, e, parent, s if ge is None else ge, s if ux is None else ux, s if yx is None else yx,
-            s.shape[1], s.shape[2], MODE=mode, BLOCK_D=_block_d(s.shape[2]), num_warps=1)
+            s.shape[1], s.shape[2], MODE=mode, BLOCK_D=_block_d(s.shape[2]), num_warps=1, num_stages=1)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """The Triton kernels of the ``triton`` backend (imported only when that backend is asked for).
 
 Scans work in sorted space on ``(B, V, D)`` buffers (position-major, channels contiguous), one
-program per ``(batch element, block of BLOCK_D channels)``, walking the positions in order: every
-lane owns its channels for the whole walk, so a value a lane reads was written by that same lane
-earlier in program order and no barrier is needed. ``BLOCK_D >= 32 * num_warps`` (one warp), so
-no element is replicated across threads. Any parent-before-child order works (as the reference).
+program per ``(batch element, block of BLOCK_D channels)``, walking the positions in order (any
+parent-before-child order works, as in the reference). A step reads rows that earlier steps wrote;
+every memory op of a walk has the same channel-to-thread layout, and a barrier ends each step
+anyway, so no step can see a row before the previous steps' stores to it, whatever layout the
+compiler picks. Launched with one warp, ``BLOCK_D >= 32`` (no element replicated across threads)
+and ``num_stages=1`` (no software pipelining that would hoist a step's loads above the previous
+step's stores).
 
 - :func:`accumulate_up`: pass 1, leaf to root, in place: ``U[p(i)] += e_i U[i]`` for i = V-1..1.
 - :func:`propagate_down`: pass 2, root to leaf, in place, for i = 1..V-1; three modes:
@@ -22,9 +25,10 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-FULL = 0
-FULL_GRAD = 1
-PREFIX = 2
+# pass-2 modes: ints for the launcher, constexprs for the kernels (a jitted function reads only
+# constexpr globals)
+FULL, FULL_GRAD, PREFIX = 0, 1, 2
+_FULL, _FULL_GRAD, _PREFIX = tl.constexpr(FULL), tl.constexpr(FULL_GRAD), tl.constexpr(PREFIX)
 
 
 @triton.jit
@@ -42,6 +46,7 @@ def accumulate_up(u_ptr, e_ptr, parent_ptr, V, D, BLOCK_D: tl.constexpr):
         ei = tl.load(e_ptr + row, mask=mask, other=0.0)
         up = tl.load(u_ptr + prow, mask=mask, other=0.0)
         tl.store(u_ptr + prow, up + ei * ui, mask=mask)
+        tl.debug_barrier()
 
 
 @triton.jit
@@ -51,7 +56,7 @@ def propagate_down(y_ptr, e_ptr, parent_ptr, ge_ptr, ux_ptr, yx_ptr, V, D,
     cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     mask = cols < D
     base = b * V * D
-    if MODE != FULL:  # the root's edge gradient
+    if MODE != _FULL:  # the root's edge gradient
         tl.store(ge_ptr + base + cols, tl.zeros([BLOCK_D], dtype=ge_ptr.dtype.element_ty), mask=mask)
     for i in range(1, V):
         p = tl.load(parent_ptr + b * V + i)
@@ -60,16 +65,17 @@ def propagate_down(y_ptr, e_ptr, parent_ptr, ge_ptr, ux_ptr, yx_ptr, V, D,
         yi = tl.load(y_ptr + row, mask=mask, other=0.0)
         ei = tl.load(e_ptr + row, mask=mask, other=0.0)
         yp = tl.load(y_ptr + prow, mask=mask, other=0.0)
-        if MODE == PREFIX:
+        if MODE == _PREFIX:
             tl.store(y_ptr + row, yi + ei * yp, mask=mask)
             ux = tl.load(ux_ptr + row, mask=mask, other=0.0)
             tl.store(ge_ptr + row, yp * ux, mask=mask)
         else:
             tl.store(y_ptr + row, (1.0 - ei * ei) * yi + ei * yp, mask=mask)
-            if MODE == FULL_GRAD:
+            if MODE == _FULL_GRAD:
                 ux = tl.load(ux_ptr + row, mask=mask, other=0.0)
                 yxp = tl.load(yx_ptr + prow, mask=mask, other=0.0)
                 tl.store(ge_ptr + row, yi * (yxp - ei * ux) + ux * (yp - ei * yi), mask=mask)
+        tl.debug_barrier()
 
 
 @triton.jit

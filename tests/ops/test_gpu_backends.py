@@ -442,3 +442,26 @@ def test_grid_spanning_tree_on_the_device_equals_cpu(gpu, forced, h, w):
         assert backend_mod.eager_native(x.to(DEV), a.to(DEV)) is gpu.mod
         y = ops.tree_scan(x.to(DEV), a.to(DEV), ops.TreeOrder(*(t.to(DEV) for t in want)))
     torch.testing.assert_close(y.cpu(), ops.tree_scan_ref(x, a, want), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not GPU, reason="host synchronisation is a GPU notion")
+def test_triton_tree_and_scans_never_synchronise_with_the_host(gpu, forced):
+    """No .item(), no copy to the host inside the Triton path (torch raises on a sync in "error"
+    mode): what the published design's host MST could not offer."""
+    if gpu.name != "triton":
+        pytest.skip("the compiled CUDA op's contract does not promise it")
+    feature = torch.randn(2, 8, 9, 7, device=DEV)
+    x = torch.randn(2, 5, 63, device=DEV, requires_grad=True)
+    a = torch.rand(2, 5, 63, device=DEV, requires_grad=True)
+    def step():
+        _, tree = ops.grid_spanning_tree(feature)
+        for mode in ("full", "subtree"):
+            ops.tree_scan(x, a, tree, mode).sum().backward()
+
+    step()  # compiles the kernels first (compiling may wait for the device)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
