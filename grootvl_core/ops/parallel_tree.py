@@ -68,8 +68,8 @@ def mst(edges: Tensor, weights: Tensor, num_vertices: int) -> tuple[Tensor, Tens
     label = torch.arange(v, device=dev, dtype=torch.int64).expand(batch, v)
     comp = label.clone()  # component label of every vertex: a vertex of the component
     chosen = torch.zeros(batch, n_edges + 1, dtype=torch.bool, device=dev)  # last column: "none"
-    jumps = _rounds(v)
-    for _ in range(_rounds(v)):
+    rounds = _rounds(v)
+    for r in range(rounds):
         cs, ct = comp.gather(1, src), comp.gather(1, dst)
         k = torch.where(cs != ct, keys, _INF)
         best = torch.full((batch, v), _INF, device=dev, dtype=torch.int64)
@@ -83,7 +83,9 @@ def mst(edges: Tensor, weights: Tensor, num_vertices: int) -> tuple[Tensor, Tens
         hook = torch.where(has, torch.where(ce_s == label, ce_t, ce_s), label)
         mutual = hook.gather(1, hook) == label
         hook = torch.where(mutual & (label < hook), label, hook)  # a mutual pair: lower label roots
-        for _ in range(jumps):
+        # round r starts with at most V / 2**r components per connected part, so a hook chain is
+        # shorter than 2**(rounds - r): that many doublings flatten it
+        for _ in range(rounds - r):
             hook = hook.gather(1, hook)
         comp = hook.gather(1, comp)
     picked = torch.where(chosen[:, :n_edges], keys, _INF)

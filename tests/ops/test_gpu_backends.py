@@ -181,6 +181,41 @@ def test_mst_general_graphs_duplicates_and_self_loops(gpu):
     assert torch.equal(got[0].cpu(), want[0])
 
 
+@pytest.mark.parametrize("v", [2, 5, 1000, 3137])
+def test_mst_paths(gpu, v):
+    edges = torch.tensor([[i, i + 1] for i in range(v - 1)]).expand(2, -1, -1).contiguous()
+    rising = torch.arange(v - 1, dtype=torch.float32)
+    for weights in (rising, rising.flip(0), torch.zeros(v - 1)):
+        batch = torch.stack([weights, weights.flip(0)])
+        want = reference.mst(edges, batch, v)
+        got = gpu.mod.mst(edges.to(DEV), batch.to(DEV), v)
+        assert torch.equal(got[0].cpu(), want[0]) and bool(got[1].all())
+
+
+def test_mst_a_long_hook_chain_is_flattened_before_the_next_round(gpu):
+    """V = 1024 (so 10 rounds): a path 0..899 with rising weights, in which every vertex picks the
+    edge to its left, hooks into one chain 899 deep in the first round (deeper than 2**9 doublings
+    flatten); chords (i, i+2) weigh 5000 and the only edge to the second path 900..1023 weighs
+    10000. A chain left unflattened makes the chords look like crossing edges in round 2 and puts
+    them in the tree instead of the 10000 edge."""
+    v = 1024
+    rows, weights = [], []
+    for i in range(899):
+        rows.append((i, i + 1)), weights.append(float(i))
+    for i in range(0, 898, 2):
+        rows.append((i, i + 2)), weights.append(5000.0)
+    rows.append((899, 900)), weights.append(10000.0)
+    for i in range(900, v - 1):
+        rows.append((i, i + 1)), weights.append(float(i - 900) + 0.5)
+    edges = torch.tensor([rows])
+    w = torch.tensor([weights])
+    want = reference.mst(edges, w, v)
+    got = gpu.mod.mst(edges.to(DEV), w.to(DEV), v)
+    assert bool(want[1].all()) and torch.equal(got[1].cpu(), want[1])
+    assert torch.equal(got[0].cpu(), want[0])
+    assert [899, 900] in got[0][0].tolist()
+
+
 @pytest.mark.timeout(60)
 def test_mst_disconnected_terminates(gpu, forced):
     # {0,1,2} and {3,4} never meet; batch 1 is connected
