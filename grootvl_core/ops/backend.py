@@ -37,6 +37,7 @@ _GPU_CHAIN = {"auto": ("cuda", "triton"), "native": ("cuda",), "cuda": ("cuda",)
 _lock = threading.RLock()
 _modules: dict[str, ModuleType | None] = {}  # "cpu" / "cuda" native builds, "triton"
 _errors: dict[str, str] = {}
+_missing_sources: set[str] = set()  # builds that failed because the installation has no C++ sources
 _checked: dict[tuple[str, str], tuple[bool, str]] = {}  # (backend, device) -> (passed, why not)
 _resolved: dict[tuple[str, str, int | None], ModuleType] = {}  # (mode, device type, index)
 _warned: set[str] = set()
@@ -78,6 +79,8 @@ def _load(kind: str) -> ModuleType | None:
                 _modules[kind] = build_native(cuda=(kind == "cuda"))
             except Exception as exc:  # compiler missing, sources missing, build error, ...
                 _errors[kind] = f"{type(exc).__name__}: {_summary(exc)}"
+                if isinstance(exc, FileNotFoundError):  # build.NativeSourcesMissing
+                    _missing_sources.add(kind)
                 _modules[kind] = None
         return _modules[kind]
 
@@ -189,8 +192,7 @@ def _cpu_backend(mode: str) -> ModuleType:
     if mod is not None:
         return mod
     err = _errors["cpu"]
-    missing_sources = "FileNotFoundError" in err or "sources" in err.lower()
-    fix = ("reinstall grootvl so that its C++ sources are present" if missing_sources
+    fix = ("reinstall grootvl so that its C++ sources are present" if "cpu" in _missing_sources
            else "install a C++ compiler and ninja (pip install ninja)")
     if mode in ("native", "cuda"):
         raise RuntimeError(f"GROOTVL_OPS={mode} but the native cpu build failed: {err}. To fix: {fix}, "

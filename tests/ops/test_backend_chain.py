@@ -208,3 +208,20 @@ def test_torch_compile_traces_the_triton_ops():
     compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(x, a, order, parent, depth), f(x, a, order, parent, depth))
     assert torch.equal(torch.compile(g, backend="aot_eager", fullgraph=True)(rows.long()), order)
+
+
+def test_missing_sources_are_reported_as_such_not_as_a_missing_compiler(fresh_chain, monkeypatch):
+    build = importlib.import_module("grootvl_core.ops.build")
+
+    def no_sources(cuda=False, verbose=False):
+        raise FileNotFoundError("this installation has no C++ sources to build the op from")
+
+    monkeypatch.setattr(build, "build_native", no_sources)
+    for name in ("_modules", "_errors"):
+        monkeypatch.setattr(backend_mod, name, {})
+    monkeypatch.setattr(backend_mod, "_missing_sources", set())
+    monkeypatch.setenv("GROOTVL_OPS", "auto")
+    with pytest.warns(RuntimeWarning) as caught:
+        assert ops.backend("cpu") == "reference"
+    text = str(caught[0].message)
+    assert "no C++ sources" in text and "reinstall grootvl" in text and "compiler" not in text
