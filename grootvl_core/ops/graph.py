@@ -43,9 +43,16 @@ def grid_edges(height: int, width: int, device: torch.device | str | None = None
     """
     if int(height) < 1 or int(width) < 1:
         raise ValueError(f"grid_edges: height and width must be >= 1, got {height}x{width}")
-    edges = _grid_edges_cpu(int(height), int(width))
-    # NOTE: the cached CPU tensor is shared; hand out a copy so callers may mutate theirs.
-    return edges.to(device=device, copy=True)
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    # NOTE: the cached tensors are shared; hand out a copy so callers may mutate theirs. A GPU
+    # gets its own cached copy (a copy from pageable host memory would wait for the device).
+    h, w = int(height), int(width)
+    return (_grid_edges_cpu(h, w) if dev.type == "cpu" else _grid_edges_on(h, w, dev)).clone()
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_edges_on(height: int, width: int, device: torch.device) -> torch.Tensor:
+    return _grid_edges_cpu(height, width).to(device)
 
 
 def cosine_edge_weights(feature: torch.Tensor) -> torch.Tensor:
