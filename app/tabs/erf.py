@@ -102,8 +102,17 @@ class ErfCache:
 
 
 def _caption(s: StageERF) -> str:
-    shares = ", ".join(f"{int(share * 100)}% within {100 * area:.1f}%" for share, area in s.area.items())
-    return f"stage {s.stage + 1} ({s.grid[0]}x{s.grid[1]} output): {shares} of the input"
+    return f"stage {s.stage + 1} ({s.grid[0]}x{s.grid[1]} output)"
+
+
+def _area_table(result: "ErfResult") -> str:
+    shares = list(result.stages[0].area) if result.stages else []
+    head = "| stage | output | " + " | ".join(f"{int(100 * a)}% of the contribution within" for a in shares) + " |"
+    rows = [head, "|" + "---|" * (2 + len(shares))]
+    for s in result.stages:
+        cells = " | ".join(f"{100 * s.area[a]:.1f}% of the input" for a in shares)
+        rows.append(f"| {s.stage + 1} | {s.grid[0]}x{s.grid[1]} | {cells} |")
+    return "\n".join(rows)
 
 
 def render_erf(result: ErfResult, cached: bool) -> tuple[list[tuple[np.ndarray, str]], str]:
@@ -120,7 +129,7 @@ def render_erf(result: ErfResult, cached: bool) -> tuple[list[tuple[np.ndarray, 
                f"images ({how}). Each map: the gradient of the stage's central output (ReLU, summed over channels) "
                "with respect to the input pixels, `log10(1 + m)` scaled to 1 (RepLKNet). The percentages are "
                "the smallest centred squares holding that share of the contribution, as a share of the input area.")
-    return pictures, summary
+    return pictures, summary + "\n\n" + _area_table(result)
 
 
 def build(cache: ModelCache) -> None:
@@ -133,7 +142,8 @@ def build(cache: ModelCache) -> None:
     with gr.Row():
         model = gr.Dropdown(choices, value=default_model("classification"), label="Model", elem_id="erf-model")
         run = gr.Button("Compute the receptive fields", variant="primary", elem_id="erf-run", scale=0)
-    gallery = gr.Gallery(label="Per stage", columns=4, height="auto", object_fit="contain", elem_id="erf-gallery")
+    gallery = gr.Gallery(label="Per stage (the ring: the central output's position)", columns=4, rows=1,
+                         height=300, object_fit="contain", elem_id="erf-gallery")
     info = gr.Markdown(elem_id="erf-info")
 
     def on_run(name, progress=gr.Progress(track_tqdm=True)):

@@ -20,9 +20,10 @@ import torch
 from grootvl_core.models import TreeRecord, affinity_from
 from grootvl_core.models.tree_ssm import raster_chain
 
-__all__ = ["REACH_THRESHOLD", "ScanComparison", "compare_scans", "raster_affinity_from", "raster_record"]
+__all__ = ["LOG_FLOOR", "REACH_THRESHOLD", "ScanComparison", "compare_scans", "raster_affinity_from", "raster_record"]
 
 REACH_THRESHOLD = 0.01  # a pixel counts as "reached" with an affinity of at least this
+LOG_FLOOR = -6.0  # the shared colour scale starts at 1e-6 at the lowest (smaller values: its darkest colour)
 
 
 def raster_record(record: TreeRecord) -> TreeRecord:
@@ -52,7 +53,8 @@ class ScanComparison:
 
     Attributes:
         tree, raster: ``(height, width)`` float64 path products (1 at the pixel).
-        log_range: ``(lo, hi)`` of ``log10`` shared by both maps (for one colour scale).
+        log_range: ``(lo, hi)`` of ``log10`` shared by both maps (for one colour scale): the
+            smallest and largest positive value of both, at least one decade, ``lo >= LOG_FLOOR``.
         reached_tree, reached_raster: pixels (other than the source) with affinity >= the threshold.
         similarity_tree, similarity_raster: affinity-weighted mean colour distance (0..1, RGB) of
             the other pixels to the source pixel: lower means the reach follows what the pixel looks
@@ -114,9 +116,11 @@ def compare_scans(record: TreeRecord, pixel_index: int, image=None,
     raster = raster_affinity_from(record, pixel_index)
     both = np.concatenate([tree.ravel(), raster.ravel()])
     positive = both[both > 0]
-    lo = float(np.log10(max(positive.min(), 1e-12))) if positive.size else -12.0
     hi = float(np.log10(positive.max())) if positive.size else 0.0
-    lo = min(lo, hi - 1.0)  # a one-pixel grid (or equal maps) still gets a valid colour range
+    lo = float(np.log10(positive.min())) if positive.size else LOG_FLOOR
+    # at least one decade (a one-pixel grid, or equal maps, still gets a valid range), at most down
+    # to LOG_FLOOR: the chain's products underflow fast, and a 1e-30 floor would wash out the tree's
+    lo = max(min(lo, hi - 1.0), min(LOG_FLOOR, hi - 1.0))
     n_tree = int((tree >= threshold).sum()) - 1
     n_raster = int((raster >= threshold).sum()) - 1
     distance = _colour_distance(image, (record.height, record.width), int(pixel_index))

@@ -134,5 +134,6 @@ def test_erf_of_the_bundled_classifier(cache):
     pictures, summary = erf_tab.render_erf(result, cached=False)
     assert len(pictures) == 4 and pictures[0][0].shape == (224, 224, 3)
     assert "stage 1 (7x7 output)" in pictures[0][1] and "averaged over 10 example images" in summary
+    assert "| 1 | 7x7 | " in summary and "50% of the contribution within" in summary
     with pytest.raises(ValueError, match="vision model"):
         erf_tab.compute_erf(cache, LM)
