@@ -73,51 +73,58 @@ def area_ratio(display: np.ndarray, share: float) -> float:
 
 def effective_receptive_fields(backbone: torch.nn.Module, images: Sequence[Tensor] | Tensor,
                                stages: Sequence[int] | None = None,
-                               around_each: Callable[[], object] | None = None) -> list[StageERF]:
+                               around_each: Callable[[], object] | None = None,
+                               batch_size: int = 8) -> list[StageERF]:
     """Per-stage ERFs of ``backbone`` averaged over ``images``.
 
     Args:
-        backbone: a module with ``forward_intermediates`` (timm contract), in eval mode.
+        backbone: a module with ``forward_intermediates`` (timm contract), in eval mode, whose
+            outputs for one image do not depend on the other images of the batch (GrootV's do not).
         images: ``(N, C, S, S)`` normalised inputs, or a list of ``(C, S, S)`` / ``(1, C, S, S)``.
         stages: stage indices (default: every stage ``forward_intermediates`` returns).
-        around_each: a context-manager factory entered around each image's forward and backward
+        around_each: a context-manager factory entered around each batch's forward and backward
             (e.g. a model lock), so a long computation never holds it for all images at once.
+        batch_size: images per forward pass (each image's gradient is its own: the central
+            outputs of a batch are summed, and no image's output depends on another's).
 
     Returns:
         one :class:`StageERF` per stage, in stage order.
     """
     if not hasattr(backbone, "forward_intermediates"):
         raise TypeError(f"effective_receptive_fields: {type(backbone).__name__} has no forward_intermediates")
-    batch = [x if x.dim() == 4 else x[None] for x in (images if not isinstance(images, Tensor) else images.split(1))]
-    if not batch:
+    if int(batch_size) < 1:
+        raise ValueError(f"effective_receptive_fields: batch_size must be >= 1, got {batch_size}")
+    single = [x if x.dim() == 4 else x[None] for x in (images if not isinstance(images, Tensor) else images.split(1))]
+    if not single:
         raise ValueError("effective_receptive_fields: need at least one image")
-    if any(x.dim() != 4 or x.shape[0] != 1 for x in batch):
-        raise ValueError("effective_receptive_fields: images must be (C, S, S) or (1, C, S, S) each")
+    if any(x.dim() != 4 or x.shape[0] != 1 or x.shape != single[0].shape for x in single):
+        raise ValueError("effective_receptive_fields: images must be (C, S, S) or (1, C, S, S) each, all one size")
     device = next(backbone.parameters()).device
     sums: dict[int, np.ndarray] = {}
     grids: dict[int, tuple[int, int]] = {}
-    for x in batch:
+    for first in range(0, len(single), int(batch_size)):
         with (around_each() if around_each is not None else contextlib.nullcontext()), torch.enable_grad():
-            x = x.detach().to(device=device, dtype=torch.float32).requires_grad_(True)
+            x = torch.cat(single[first:first + int(batch_size)]).detach().to(device=device, dtype=torch.float32)
+            x.requires_grad_(True)
             outputs = backbone.forward_intermediates(x, intermediates_only=True)
             wanted = range(len(outputs)) if stages is None else stages
             for k, s in enumerate(wanted):
                 if not 0 <= int(s) < len(outputs):
                     raise ValueError(f"effective_receptive_fields: stage {s} out of range 0..{len(outputs) - 1}")
-                y = outputs[int(s)]  # (1, C_s, h, w)
+                y = outputs[int(s)]  # (b, C_s, h, w)
                 h, w = y.shape[-2:]
                 central = torch.relu(y[:, :, h // 2, w // 2]).sum()
                 if not central.requires_grad:  # dead centre: every channel is <= 0 after the ReLU
                     grad = torch.zeros_like(x)
                 else:
                     (grad,) = torch.autograd.grad(central, x, retain_graph=k < len(wanted) - 1)
-                m = torch.relu(grad).sum(dim=(0, 1)).detach().cpu().double().numpy()  # (S, S)
+                m = torch.relu(grad).sum(dim=(0, 1)).detach().cpu().double().numpy()  # (S, S), summed over images
                 sums[int(s)] = sums.get(int(s), 0.0) + m
                 grids[int(s)] = (int(h), int(w))
             del outputs
     out = []
     for s in sorted(sums):
-        contribution = sums[s] / len(batch)
+        contribution = sums[s] / len(single)
         display = erf_display(contribution)
         out.append(StageERF(s, grids[s], contribution, display, {a: area_ratio(display, a) for a in AREA_SHARES}))
     return out

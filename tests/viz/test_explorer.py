@@ -147,6 +147,12 @@ def test_erf_grows_with_depth_on_a_grootv():
     assert [s.grid for s in stages] == [(8, 8), (4, 4), (2, 2), (1, 1)]
     assert all(s.contribution.shape == (32, 32) and (s.contribution >= 0).all() for s in stages)
     assert all(p.grad is None for p in model.parameters())  # gradients for the input only
+    # batched or one by one: each image's gradient is its own
+    images = torch.randn(3, 3, 32, 32)
+    batched = effective_receptive_fields(model, images, batch_size=3)
+    alone = effective_receptive_fields(model, images, batch_size=1)
+    for b, a in zip(batched, alone):
+        np.testing.assert_allclose(b.contribution, a.contribution, rtol=1e-4, atol=1e-9)
     with pytest.raises(ValueError, match="stage 7"):
         effective_receptive_fields(model, torch.randn(1, 3, 32, 32), stages=[7])
     with pytest.raises(TypeError, match="forward_intermediates"):
