@@ -98,6 +98,6 @@ def build(cache: ModelCache) -> None:
         with user_errors("segment"):
             return png(render_overlay(seg, alpha))
 
-    panel.draw_after(run.click(on_run, [image, model, opacity, flip], [overlay, legend, info, seg_state, *panel.outputs()],
-                               api_name="segment"))
+    panel.draw_after(run.click(on_run, [image, model, opacity, flip],
+                               [overlay, legend, info, seg_state, *panel.outputs()], api_name="segment"))
     opacity.input(on_opacity, [seg_state, opacity], [overlay], api_name=False)
