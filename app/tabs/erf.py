@@ -63,9 +63,12 @@ def compute_erf(cache: ModelCache, name: str) -> ErfResult:
     else:
         backbone = predictor.model.backbone
         inputs = [predictor.to_input(load_user_image(p)[0])[0] for p in paths]
+    # NOTE: small batches for the ImageNet-size models bound the memory of a backward pass (and
+    # how long the model's lock is held at a time)
+    batch = 8 if entry.preprocess.input_size <= 128 else 2
     start = time.perf_counter()
-    # the model lock, image by image: no tree-recording pass of another request sees these passes
-    stages = effective_receptive_fields(backbone, inputs, around_each=lambda: loaded.lock)
+    # the model lock, batch by batch: no tree-recording pass of another request sees these passes
+    stages = effective_receptive_fields(backbone, inputs, around_each=lambda: loaded.lock, batch_size=batch)
     return ErfResult(name, stages, len(inputs), time.perf_counter() - start, entry.preprocess.input_size)
 
 

@@ -221,6 +221,11 @@ def test_effective_receptive_field(client, model, stages):
     assert "from the cache" in client.predict(model, api_name="/erf")[1]
 
 
+def test_effective_receptive_field_of_a_published_model_offline_says_so(client):
+    with pytest.raises(Exception, match="not available offline"):
+        client.predict("grootv-t", api_name="/erf")
+
+
 def test_effective_receptive_field_needs_a_vision_model(client):
     # not among the tab's choices (Gradio says so), and never a traceback
     with pytest.raises(Exception, match="vision model|not in the list of choices"):

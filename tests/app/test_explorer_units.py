@@ -137,3 +137,12 @@ def test_erf_of_the_bundled_classifier(cache):
     assert "| 1 | 7x7 | " in summary and "50% of the contribution within" in summary
     with pytest.raises(ValueError, match="vision model"):
         erf_tab.compute_erf(cache, LM)
+
+
+def test_erf_examples_follow_the_models_data():
+    from app.examples import fashion_examples, photo_examples
+    from grootvl_core import zoo
+
+    assert erf_tab.erf_examples(zoo.get_entry("grootv-nano-fmnist")) == fashion_examples()
+    assert erf_tab.erf_examples(zoo.get_entry("grootv-nano-scenes")) == scene_examples()
+    assert erf_tab.erf_examples(zoo.get_entry("grootv-t")) == photo_examples()  # ImageNet: the photos
