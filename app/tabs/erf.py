@@ -140,8 +140,8 @@ def build(cache: ModelCache) -> None:
     choices = model_choices("classification") + model_choices("segmentation")
     gr.Markdown("**Effective receptive field.** How far each stage of a model looks: the input pixels its "
                 "central output depends on, averaged over the model's example images (computed on request, "
-                "then kept). A tree scan can reach along the image's structure in one block, so a GrootV stage's "
-                "field is not a square that grows with depth.")
+                "then kept). A tree scan can reach along the image's structure within one block, so a GrootV "
+                "stage's field need not be a square that grows with depth.")
     with gr.Row():
         model = gr.Dropdown(choices, value=default_model("classification"), label="Model", elem_id="erf-model")
         run = gr.Button("Compute the receptive fields", variant="primary", elem_id="erf-run", scale=0)
