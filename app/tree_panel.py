@@ -21,7 +21,7 @@ from grootvl_core.viz import draw_tree, overlay_heatmap, vertex_depths
 from .errors import user_errors
 from .outputs import png
 
-__all__ = ["TreePanel", "pixel_from_click", "render_affinity", "render_tree", "tree_state", "VIEW_SIZE"]
+__all__ = ["TreePanel", "pixel_from_click", "record_for", "render_affinity", "render_tree", "tree_state", "VIEW_SIZE"]
 
 VIEW_SIZE = 448  # longer side of the tree and affinity pictures
 
@@ -55,6 +55,11 @@ def _record(state: dict | None, stage, block) -> TreeRecord:
     if key not in state["trees"]:
         raise ValueError(f"no tree for stage {key[0] + 1}, block {key[1] + 1}")
     return state["trees"][key]
+
+
+def record_for(state: dict | None, stage, block) -> TreeRecord:
+    """The session's record of ``(stage, block)``; a ValueError that says what to do otherwise."""
+    return _record(state, stage, block)
 
 
 def _edge_weights(rec: TreeRecord) -> np.ndarray:
@@ -133,6 +138,12 @@ class TreePanel:
                 self.row = gr.Number(label="Row", precision=0, minimum=0)
                 self.col = gr.Number(label="Column", precision=0, minimum=0)
                 self.show = gr.Button("Show affinity", elem_id=f"{name}-show-affinity")
+            # NOTE: imported here, the views import this module's render functions
+            from .explorer.export import ExportView
+            from .explorer.scans import ScansView
+
+            self.scans = ScansView(name)
+            self.export = ExportView(name)
         self.state = gr.State(None)
 
     def outputs(self) -> list:
@@ -199,3 +210,5 @@ class TreePanel:
         # for API users: the tree of any stage/block of the last prediction
         self.color_by.change(on_view, [self.state, self.stage, self.block, self.color_by], [self.tree_image],
                              api_name=f"{self.name}_tree")
+        self.scans.wire(self)
+        self.export.wire(self)

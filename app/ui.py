@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from .model_cache import ModelCache
-from .tabs import classify, generate, pixel_tree, segment, zoo_table
+from .tabs import classify, erf, generate, pixel_tree, segment, zoo_table
 
 __all__ = ["CSS", "build_demo"]
 
@@ -33,6 +33,8 @@ def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
                 segment.build(cache)
             with gr.Tab("Generate", id="generate"):
                 generate.build(cache)
+            with gr.Tab("Receptive field", id="erf"):
+                erf.build(cache)
             with gr.Tab("Tree on pixels", id="pixels"):
                 pixel_tree.build()
             with gr.Tab("Zoo", id="zoo"):

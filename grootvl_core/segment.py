@@ -97,10 +97,12 @@ class Segmenter:
         return ((x - mean) / std)[None], shown
 
     @torch.inference_mode()
-    def predict(self, image) -> Segmentation:
-        """Segment one image (any form :func:`~grootvl_core.classify.to_pil_rgb` accepts)."""
+    def predict(self, image, flip: bool | None = None) -> Segmentation:
+        """Segment one image (any form :func:`~grootvl_core.classify.to_pil_rgb` accepts); ``flip``
+        overrides the segmenter's own setting for this call (None: use it)."""
         x, shown = self.to_input(image)
-        probs = segment_probabilities(self.model, x.to(self.device), flip=self.flip)[0]
+        flip = self.flip if flip is None else bool(flip)
+        probs = segment_probabilities(self.model, x.to(self.device), flip=flip)[0]
         conf, mask = probs.max(dim=0)
         return Segmentation(mask=mask.cpu().numpy().astype(np.int64), image=shown,
                             class_names=list(self.model.class_names),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 
 import gradio as gr
@@ -19,12 +21,13 @@ from ..model_cache import ModelCache
 from ..outputs import png
 from ..zoo_info import default_model, model_choices
 
-__all__ = ["MAX_NEW_TOKENS", "MAX_PROMPT_CHARS", "MAX_PROMPT_TOKENS", "build", "generate", "render_token_tree",
-           "token_labels"]
+__all__ = ["MAX_NEW_TOKENS", "MAX_PROMPT_CHARS", "MAX_PROMPT_TOKENS", "UPDATE_INTERVAL_S", "build", "generate",
+           "render_token_tree", "token_labels"]
 
 MAX_PROMPT_CHARS = 4000
 MAX_PROMPT_TOKENS = 1024
 MAX_NEW_TOKENS = 512
+UPDATE_INTERVAL_S = 0.05  # streamed updates after the first: at most about 20 a second
 TREE_TOKENS = 48  # the picture shows at most the last this-many prompt tokens
 
 
@@ -64,9 +67,12 @@ def _check_prompt(prompt) -> str:
 
 
 def generate(cache: ModelCache, prompt: str, model_name: str, max_new_tokens: int = 64,
-             temperature: float = 0.7, top_k: int = 50, top_p: float = 0.95, seed: int | None = 0):
-    """Yield ``(text, stats, trees)`` while tokens come; ``trees`` (the prompt's token trees, for
-    :func:`render_token_tree`) is set from the first yield on."""
+             temperature: float = 0.7, top_k: int = 50, top_p: float = 0.95, seed: int | None = 0,
+             update_interval: float = UPDATE_INTERVAL_S):
+    """Yield ``(text, stats, trees)`` while tokens come: the first token at once, then at most one
+    update per ``update_interval`` seconds (the tokens in between are decoded meanwhile), and
+    always the whole text last. ``stats`` gives the model's decoding rate; ``trees`` (the prompt's
+    token trees, for :func:`render_token_tree`) is set from the first yield on."""
     prompt = _check_prompt(prompt)
     max_new_tokens = int(max_new_tokens)
     if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
@@ -86,31 +92,95 @@ def generate(cache: ModelCache, prompt: str, model_name: str, max_new_tokens: in
     decoder = IncrementalDecoder(tok)
     start = time.perf_counter()
     with loaded.lock, capture_token_trees(model) as records:  # the prompt pass records the trees
-        first = next(stream, None)
+        token = next(stream, None)
     prefill_ms = (time.perf_counter() - start) * 1000
     trees = {"tokens": token_labels(tok, ids), "records": {r.layer: r for r in records if r.sample == 0}}
-    text, count, t0 = "", 0, time.perf_counter()
-    tokens = [] if first is None else [first]
-    stats = ""
-    for token in _chain(tokens, stream):
-        count += 1
-        if int(token[0]) != tok.eos_token_id:
-            text += decoder.push(int(token[0]))
-        rate = count / max(time.perf_counter() - t0, 1e-9) if count > 1 else 0.0
-        stats = (f"{count} new tokens · {rate:.1f} tokens/s · prompt {len(ids)} tokens, "
-                 f"prompt pass {prefill_ms:.0f} ms")
-        yield text, stats, trees
+    # NOTE: the model decodes ahead in its own thread while this generator is suspended (Gradio
+    # sends each update between two next() calls), and the pieces are coalesced by time: the first
+    # at once, then at most one update per update_interval. One update per token, each costing the
+    # server milliseconds of CPU, capped the stream far below the model's speed. The rate shown
+    # counts only the time spent decoding, not the time the consumer takes with each update.
+    text, count, decode_s = "", 0, 0.0
+    ahead = _DecodeAhead(stream) if token is not None else None
+    try:
+        items = [] if token is None else [(token, 0.0)]
+        while items:
+            for item in items:
+                if item is _END:
+                    ahead = None
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                token, seconds = item
+                count, decode_s = count + 1, decode_s + seconds
+                if int(token[0]) != tok.eos_token_id:
+                    text += decoder.push(int(token[0]))
+            if ahead is None:
+                break
+            rate = (count - 1) / decode_s if count > 1 and decode_s > 0 else 0.0
+            yield text, (f"{count} new tokens · {rate:.1f} tokens/s · prompt {len(ids)} tokens, "
+                         f"prompt pass {prefill_ms:.0f} ms"), trees
+            items = ahead.take(until=time.perf_counter() + update_interval)
+    finally:
+        if ahead is not None:
+            ahead.stop()
     text += decoder.flush()
-    elapsed = time.perf_counter() - t0
-    rate = (count - 1) / elapsed if count > 1 and elapsed > 0 else 0.0
-    stats = (f"{count} new tokens · {rate:.1f} tokens/s (decoding) · prompt {len(ids)} tokens, "
-             f"prompt pass {prefill_ms:.0f} ms")
-    yield text, stats, trees
+    rate = (count - 1) / decode_s if count > 1 and decode_s > 0 else 0.0
+    yield text, (f"{count} new tokens · {rate:.1f} tokens/s (decoding) · prompt {len(ids)} tokens, "
+                 f"prompt pass {prefill_ms:.0f} ms"), trees
 
 
-def _chain(first: list, rest):
-    yield from first
-    yield from rest
+_END = object()
+
+
+class _DecodeAhead:
+    """The rest of a token stream, decoded in a thread of its own into a queue of
+    ``(token, seconds it took)``, then ``_END`` (or the exception the stream raised, then ``_END``).
+    At most the stream's ``max_new_tokens`` items, so the queue is bounded."""
+
+    def __init__(self, stream):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, args=(stream,), name="grootvl-decode", daemon=True).start()
+
+    def _run(self, stream) -> None:
+        try:
+            with torch.inference_mode():  # grad mode is per thread
+                while not self._stop.is_set():
+                    start = time.perf_counter()
+                    token = next(stream, None)
+                    if token is None:
+                        break
+                    self._queue.put((token, time.perf_counter() - start))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._queue.put(exc)
+        finally:
+            self._queue.put(_END)
+
+    def take(self, until: float) -> list:
+        """Everything decoded by the time ``until`` (a ``perf_counter`` value), and at least one item
+        (waiting past ``until`` for it when none came); stops early at ``_END``."""
+        items: list = []
+        while True:
+            remaining = until - time.perf_counter()
+            try:
+                if remaining > 0:
+                    item = self._queue.get(timeout=remaining)
+                elif items:
+                    item = self._queue.get_nowait()
+                else:
+                    item = self._queue.get()
+            except queue.Empty:
+                if items:
+                    return items
+                continue
+            items.append(item)
+            if item is _END:
+                return items
+
+    def stop(self) -> None:
+        """Stop decoding after the current token (the consumer went away)."""
+        self._stop.set()
 
 
 def build(cache: ModelCache) -> None:

@@ -10,7 +10,8 @@ __all__ = ["overlay_heatmap"]
 
 
 def overlay_heatmap(image, heat, alpha: float = 0.6, size: int = 448, mark: tuple[int, int] | None = None,
-                    colormap_name: str = "inferno", log_scale: bool = True) -> np.ndarray:
+                    colormap_name: str = "inferno", log_scale: bool = True,
+                    value_range: tuple[float, float] | None = None) -> np.ndarray:
     """Blend a heat map over the image.
 
     Args:
@@ -20,6 +21,8 @@ def overlay_heatmap(image, heat, alpha: float = 0.6, size: int = 448, mark: tupl
         alpha: opacity of the heat map.
         mark: ``(row, col)`` on the heat grid to mark (the clicked pixel).
         log_scale: show ``log10`` of the values (products along long paths span decades).
+        value_range: ``(lo, hi)`` the colours span (in ``log10`` units with ``log_scale``), to put
+            several maps on one colour scale; default: this map's own range.
 
     Returns:
         ``(H', W', 3)`` uint8 RGB, longer side ``size``.
@@ -38,8 +41,18 @@ def overlay_heatmap(image, heat, alpha: float = 0.6, size: int = 448, mark: tupl
     vals = np.abs(heat)
     if log_scale:
         floor = max(vals[vals > 0].min(), 1e-12) if (vals > 0).any() else 1e-12
+        if value_range is not None:
+            floor = min(floor, 10.0 ** float(value_range[0]))
         vals = np.log10(np.maximum(vals, floor))
-    colors = colormap(vals, colormap_name)
+    if value_range is None:
+        colors = colormap(vals, colormap_name)
+    else:
+        lo, hi = (float(v) for v in value_range)
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ValueError(f"overlay_heatmap: value_range must be finite (lo, hi) with lo < hi, got {value_range}")
+        if log_scale:
+            vals = np.maximum(vals, lo)
+        colors = colormap(vals, colormap_name, vmin=lo, vmax=hi)
     colors = cv2.resize(colors, (out_w, out_h), interpolation=cv2.INTER_NEAREST)
     out = (base.astype(np.float32) * (1 - alpha) + colors.astype(np.float32) * alpha).astype(np.uint8)
     if mark is not None:

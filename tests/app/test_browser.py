@@ -104,21 +104,51 @@ def test_classify_tab_with_tree_and_affinity_click(page, shots):
     # the default affinity is from the centre pixel: click near the top-left corner instead
     tree.click(position={"x": 4, "y": 4})
     expect(affinity).not_to_have_attribute("src", before)
+    # the scans side by side follow the clicked pixel
+    expect(page.locator("#classify-scan-tree img")).to_be_visible()
+    expect(page.locator("#classify-scan-raster img")).to_be_visible()
+    expect(page.locator("#classify-scan-reading")).to_contain_text("From pixel (0, 0)")
+    # the export: a PNG and a JSON file to download
+    page.click("#classify-export")
+    expect(page.locator('#classify-export-png a[href$="/classify-stage1-block1.png"]').first).to_be_attached()
+    expect(page.locator('#classify-export-json a[href$="/classify-stage1-block1.json"]').first).to_be_attached()
     no_traceback(page)
     page.screenshot(path=str(shots / "classify.png"), full_page=True)
+    page.locator("#classify-export-row").screenshot(path=str(shots / "export.png"))
 
 
 def test_segment_tab(page, shots):
     open_tab(page, "Segment")
     pick_example(page, "scene0.png")
     expect(page.locator("#segment-input img")).to_be_visible()
+    page.locator("#segment-flip input[type=checkbox]").check()
     page.click("#segment-run")
     expect(page.locator("#segment-mask img")).to_be_visible()
     expect(page.locator("#segment-legend .legend-swatch").first).to_be_attached()
     assert "legend-swatch" in page.inner_html("#segment-legend")
     expect(page.locator("#segment-tree img")).to_be_visible()
+    expect(page.locator("body")).to_contain_text("two forward passes")  # the flip option was used
+    expect(page.locator("#segment-scan-raster img")).to_be_visible()
+    expect(page.locator("#segment-scan-reading")).to_contain_text("From pixel (12, 12)")
     no_traceback(page)
     page.screenshot(path=str(shots / "segment.png"), full_page=True)
+    page.locator("#segment-scans").screenshot(path=str(shots / "scans.png"))
+
+
+def test_receptive_field_tab(page, shots):
+    open_tab(page, "Receptive field")
+    page.click("#erf-run")
+    expect(page.locator("#erf-gallery img").first).to_be_visible()
+    expect(page.locator("#erf-info")).to_contain_text("averaged over")
+    assert page.locator("#erf-gallery img").count() >= 4  # one picture per stage
+    no_traceback(page)
+    page.screenshot(path=str(shots / "erf.png"), full_page=True)
+    # the bundled segmenter's backbone: the same view
+    page.locator("#erf-model input").click()
+    page.get_by_role("option", name=re.compile("grootv-nano-scenes")).click()
+    page.click("#erf-run")
+    expect(page.locator("#erf-info")).to_contain_text("grootv-nano-scenes")
+    no_traceback(page)
 
 
 def test_generate_tab(page, shots):

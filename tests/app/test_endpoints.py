@@ -24,7 +24,8 @@ def _image(path) -> np.ndarray:
 def test_api_names(client):
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
     assert {"/classify", "/classify_trees", "/classify_affinity", "/classify_tree", "/segment", "/segment_affinity", "/segment_tree",
-            "/generate", "/token_tree", "/pixel_tree", "/zoo"} <= names
+            "/generate", "/token_tree", "/pixel_tree", "/zoo", "/classify_scans", "/classify_export",
+            "/segment_scans", "/segment_export", "/erf"} <= names
 
 
 def test_classify_bundled_model_with_tree_and_affinity(client):
@@ -146,7 +147,7 @@ def test_generate_streams_text_and_token_tree(client):
     assert layer_update["maximum"] == 3  # 4 layers
     assert _image(tree0).ndim == 3 and len(reach0) == len("The meaning of life")
     assert isinstance(text, str) and "tokens/s" in stats
-    assert len(outputs) >= 2  # streamed: one update per token (12 unless EOS came first)
+    assert len(outputs) >= 2  # streamed: the first token at once, then at most ~20 updates a second
     # the prompt's token tree, per layer, from the same prompt pass
     for layer in (0, 3):
         tree, reach = client.predict(layer, api_name="/token_tree")
@@ -179,3 +180,53 @@ def test_zoo_lists_every_model_and_offline_state(client):
     assert [r[0] for r in rows] == zoo.list_models()
     offline = {r[0]: r[4] for r in rows}
     assert offline["grootv-nano-fmnist"] == "yes" and offline["grootv-t"] == "no"
+
+
+@pytest.mark.parametrize("tab, image, model, grid", [
+    ("classify", fashion_examples()[2], "grootv-nano-fmnist", (7, 7)),
+    ("segment", scene_examples()[0], "grootv-nano-scenes", (24, 24)),
+])
+def test_scans_side_by_side_and_tree_export(client, tab, image, model, grid):
+    import json
+    from pathlib import Path
+
+    if tab == "classify":
+        client.predict(handle_file(image), model, api_name="/classify_trees")
+    else:
+        client.predict(handle_file(image), model, 0.5, api_name="/segment")
+    tree, raster, reading = client.predict(0, 0, 1, 2, api_name=f"/{tab}_scans")
+    assert _image(tree).shape == _image(raster).shape and max(_image(tree).shape[:2]) == 448
+    assert "From pixel (1, 2)" in reading and "raster chain" in reading
+    png_path, json_path = client.predict(0, 0, "depth", api_name=f"/{tab}_export")
+    assert Path(png_path).name == f"{tab}-stage1-block1.png" and _image(png_path).ndim == 3
+    data = json.loads(Path(json_path).read_text())
+    assert (data["grid"]["height"], data["grid"]["width"]) == grid
+    assert len(data["edges"]) == grid[0] * grid[1] - 1 == len(data["transition_weights"]["per_edge"])
+    with pytest.raises(Exception, match="outside"):
+        client.predict(0, 0, 99, 0, api_name=f"/{tab}_scans")
+
+
+def test_segment_with_flip(client):
+    mask, legend, info, *_ = client.predict(handle_file(scene_examples()[0]), "grootv-nano-scenes", 0.5, True,
+                                            api_name="/segment")
+    assert _image(mask).shape[:2] == (448, 448) and "two forward passes" in info
+
+
+@pytest.mark.parametrize("model, stages", [("grootv-nano-fmnist", 4), ("grootv-nano-scenes", 4)])
+def test_effective_receptive_field(client, model, stages):
+    gallery, info = client.predict(model, api_name="/erf")
+    assert len(gallery) == stages
+    assert _image(gallery[0]["image"]).shape == (224, 224, 3) and "stage 1" in gallery[0]["caption"]
+    assert "computed in" in info or "from the cache" in info
+    assert "from the cache" in client.predict(model, api_name="/erf")[1]
+
+
+def test_effective_receptive_field_of_a_published_model_offline_says_so(client):
+    with pytest.raises(Exception, match="not available offline"):
+        client.predict("grootv-t", api_name="/erf")
+
+
+def test_effective_receptive_field_needs_a_vision_model(client):
+    # not among the tab's choices (Gradio says so), and never a traceback
+    with pytest.raises(Exception, match="vision model|not in the list of choices"):
+        client.predict("grootl-nano-fortunes", api_name="/erf")
