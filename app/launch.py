@@ -71,8 +71,9 @@ def op_devices(model_device: str) -> list[str]:
 def prepare_op(devices: list[str]) -> dict[str, str]:
     """Load (building if needed, and self-checking on a GPU) the tree-scan op for each device before
     the first request, so no user waits for a build; logs and returns ``{device: backend}``. On
-    ZeroGPU a GPU device is prepared inside a ``spaces.GPU`` call; a failure there is logged (the
-    first GPU request then prepares it) and never stops the start."""
+    ZeroGPU a GPU device is prepared inside a ``spaces.GPU`` call. A failure on a GPU is logged
+    (the first request there tries again) and does not stop the start; on the CPU it does (as with
+    ``GROOTVL_OPS=native`` and no compiler: the setting asks for exactly that)."""
     import time
 
     import torch
@@ -89,11 +90,14 @@ def prepare_op(devices: list[str]) -> dict[str, str]:
         def prepare(device=device):
             return ops.backend(torch.device(device))
 
-        if torch.device(device).type != "cpu":
+        on_gpu = torch.device(device).type != "cpu"
+        if on_gpu:
             prepare = gpu_function(prepare, PREPARE_SECONDS)
         try:
             chosen[device] = prepare()
         except Exception as exc:  # noqa: BLE001 - start anyway; the op falls back or the request says why
+            if not on_gpu:
+                raise
             log.warning("tree-scan op for %s could not be prepared at start-up (%s: %s); the first request "
                         "on it will try again", device, type(exc).__name__, exc)
             continue

@@ -214,3 +214,5 @@ def test_the_op_is_prepared_for_every_device_the_app_uses(monkeypatch):
 
     monkeypatch.setattr("grootvl_core.ops.backend", failing)
     assert launch.prepare_op(["cuda"]) == {}  # logged; the app still starts
+    with pytest.raises(RuntimeError, match="self-check"):  # the CPU op is what GROOTVL_OPS asks for
+        launch.prepare_op(["cpu"])
