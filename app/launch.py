@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 
-__all__ = ["main", "parse_args"]
+__all__ = ["main", "op_devices", "parse_args", "prepare_op"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,23 +45,61 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     from .model_cache import ModelCache, default_device
     from .ui import CSS, build_demo
+    from .zerogpu import on_zero_gpu, wrap_gpu_events
 
-    _prepare_op(args.device or default_device())
-    demo = build_demo(ModelCache(args.max_models, args.device))
+    # on ZeroGPU the main process sees no GPU: models are placed on "cuda" inside spaces.GPU calls
+    device = args.device or ("cuda" if on_zero_gpu() else default_device())
+    prepare_op(op_devices(device))
+    demo = build_demo(ModelCache(args.max_models, device))
+    wrap_gpu_events(demo)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS,
                 footer_links=["api", "gradio"])
 
 
-def _prepare_op(device: str) -> None:
-    """Load (building if needed) the native tree-scan op for ``device`` before the first request,
-    so a GPU Space compiles its CUDA kernels at start-up, not while a user waits."""
-    import importlib
+def op_devices(model_device: str) -> list[str]:
+    """Every device the app runs the tree-scan op on: the CPU (the "Tree on pixels" tab and the
+    trees' geometry) and the models' device."""
+    import torch
+
+    devices = ["cpu"]
+    if torch.device(model_device).type != "cpu":
+        devices.append(str(model_device))
+    return devices
+
+
+def prepare_op(devices: list[str]) -> dict[str, str]:
+    """Load (building if needed, and self-checking on a GPU) the tree-scan op for each device before
+    the first request, so no user waits for a build; logs and returns ``{device: backend}``. On
+    ZeroGPU a GPU device is prepared inside a ``spaces.GPU`` call. A failure on a GPU is logged
+    (the first request there tries again) and does not stop the start; on the CPU it does (as with
+    ``GROOTVL_OPS=native`` and no compiler: the setting asks for exactly that)."""
     import time
 
     import torch
 
+    from grootvl_core import ops
+
+    from .zerogpu import PREPARE_SECONDS, gpu_function
+
     log = logging.getLogger("grootvl.app")
-    start = time.perf_counter()
-    kind = importlib.import_module("grootvl_core.ops.backend").backend(torch.device(device))
-    log.info("tree-scan op for %s: %s backend (%.1f s)", device, kind, time.perf_counter() - start)
+    chosen = {}
+    for device in devices:
+        start = time.perf_counter()
+
+        def prepare(device=device):
+            return ops.backend(torch.device(device))
+
+        on_gpu = torch.device(device).type != "cpu"
+        if on_gpu:
+            prepare = gpu_function(prepare, PREPARE_SECONDS)
+        try:
+            chosen[device] = prepare()
+        except Exception as exc:  # noqa: BLE001 - start anyway; the op falls back or the request says why
+            if not on_gpu:
+                raise
+            log.warning("tree-scan op for %s could not be prepared at start-up (%s: %s); the first request "
+                        "on it will try again", device, type(exc).__name__, exc)
+            continue
+        log.info("tree-scan op for %s: %s backend (%.1f s)", device, chosen[device], time.perf_counter() - start)
+    return chosen

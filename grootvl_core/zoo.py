@@ -8,7 +8,8 @@ few functions below the table resolve them.
 Where weights come from, in the order :func:`load_model` tries them:
 
 1. ``bundled``: a folder ``checkpoints/<bundled>/`` (``config.json`` + ``model.safetensors``) in
-   the repository (or ``$GROOTVL_CHECKPOINTS``); works offline.
+   the repository, or its copy inside an installed wheel (``grootvl_core/_checkpoints/``), or
+   under ``$GROOTVL_CHECKPOINTS``; works offline.
 2. the local converted cache ``$GROOTVL_HOME/models/<name>/`` (default ``~/.cache/grootvl``).
 3. ``hub_repo``: a Hugging Face repo ``<org>/<hub_repo>``; ``<org>`` is ``$GROOTVL_HUB_ORG``
    (default :data:`DEFAULT_HUB_ORG`), or the entry holds a full ``org/name`` id. Files are cached
@@ -339,8 +340,14 @@ def hub_repo_id(entry: ZooEntry | str) -> str | None:
 
 
 def _checkpoints_root() -> Path:
+    """``$GROOTVL_CHECKPOINTS``; else the copy an installed wheel carries (``grootvl_core/_checkpoints``,
+    see ``setup.py``); else ``checkpoints/`` of the source checkout."""
     env = os.environ.get("GROOTVL_CHECKPOINTS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    shipped = here / "_checkpoints"
+    return shipped if shipped.is_dir() else here.parent / "checkpoints"
 
 
 def bundled_dir(entry: ZooEntry | str) -> Path | None:
