@@ -79,6 +79,7 @@ def prepare_op(devices: list[str]) -> dict[str, str]:
     import torch
 
     from grootvl_core import ops
+    from grootvl_core.ops import selfcheck
 
     from .zerogpu import PREPARE_SECONDS, gpu_function
 
@@ -88,13 +89,14 @@ def prepare_op(devices: list[str]) -> dict[str, str]:
         start = time.perf_counter()
 
         def prepare(device=device):
-            return ops.backend(torch.device(device))
+            # the self-check runs here, on ZeroGPU in the GPU process: its results travel back
+            return ops.backend(torch.device(device)), selfcheck.results()
 
         on_gpu = torch.device(device).type != "cpu"
         if on_gpu:
             prepare = gpu_function(prepare, PREPARE_SECONDS)
         try:
-            chosen[device] = prepare()
+            chosen[device], checks = prepare()
         except Exception as exc:  # noqa: BLE001 - start anyway; the op falls back or the request says why
             if not on_gpu:
                 raise
@@ -102,4 +104,6 @@ def prepare_op(devices: list[str]) -> dict[str, str]:
                         "on it will try again", device, type(exc).__name__, exc)
             continue
         log.info("tree-scan op for %s: %s backend (%.1f s)", device, chosen[device], time.perf_counter() - start)
+        if on_gpu:
+            log.info("GPU tree-scan backends' self-check against the reference:\n%s", selfcheck.table(checks))
     return chosen

@@ -32,12 +32,14 @@ GPU_EVENTS: dict[str, int] = {
     "on_model": 120,  # the Classify tab's model picker loads the model at once
     "segment": 60,
     "generate": 120,
+    "erf": 120,  # input gradients of every stage over the model's examples
 }
 CPU_EVENTS = frozenset({
     "load_example",  # gr.Examples
     "on_stage", "on_view", "on_affinity", "on_click", "draw",  # tree panels: recorded trees, on the CPU
     "classify_tree", "classify_affinity", "segment_tree", "segment_affinity",
     "on_opacity", "token_tree", "pixel_tree", "zoo",
+    "classify_scans", "segment_scans", "classify_export", "segment_export",  # from the recorded trees
 })
 PREPARE_SECONDS = 300  # the CUDA op's first build (where a toolkit exists) and its self-check
 

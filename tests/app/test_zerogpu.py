@@ -168,6 +168,7 @@ def test_gpu_work_happens_only_inside_spaces_gpu(started, zero_gpu):
         "classify_trees": (image, "grootv-nano-fmnist"),
         "segment": (scene, "grootv-nano-scenes", 0.5),
         "generate": ("A fortune", "grootl-nano-fortunes", 4, 0.7, 40, 0.95, 0),
+        "erf": ("grootv-nano-fmnist",),
     }
     assert set(calls) == set(GPU_EVENTS)
     for key, args in calls.items():
@@ -216,3 +217,17 @@ def test_the_op_is_prepared_for_every_device_the_app_uses(monkeypatch):
     assert launch.prepare_op(["cuda"]) == {}  # logged; the app still starts
     with pytest.raises(RuntimeError, match="self-check"):  # the CPU op is what GROOTVL_OPS asks for
         launch.prepare_op(["cpu"])
+
+
+def test_start_up_logs_the_gpu_self_check_table(monkeypatch, caplog):
+    from grootvl_core.ops import selfcheck
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    row = selfcheck.SelfCheck("triton", "cuda:0", True, 3e-7, 1.5, "20 trees and graphs")
+    monkeypatch.setattr("grootvl_core.ops.backend", lambda d: "triton" if d.type == "cuda" else "cpu")
+    monkeypatch.setattr(selfcheck, "results", lambda: [row])
+    with caplog.at_level("INFO", logger="grootvl.app"):
+        assert launch.prepare_op(["cpu", "cuda"]) == {"cpu": "cpu", "cuda": "triton"}
+    logged = caplog.text
+    assert "self-check" in logged and "triton" in logged and "cuda:0" in logged and "pass" in logged
+    assert logged.count("self-check against the reference") == 1  # for the GPU only
