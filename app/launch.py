@@ -43,14 +43,17 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from .limits import launch_kwargs
     from .model_cache import ModelCache, default_device
+    from .shutdown import stop_on_sigterm
     from .ui import CSS, build_demo
 
     _prepare_op(args.device or default_device())
     demo = build_demo(ModelCache(args.max_models, args.device))
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
+    stop_on_sigterm()  # a SIGTERM stops it like Ctrl-C: caches and temporary folders are removed
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS,
-                footer_links=["api", "gradio"])
+                footer_links=["api", "gradio"], **launch_kwargs())
 
 
 def _prepare_op(device: str) -> None:

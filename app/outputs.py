@@ -5,11 +5,17 @@ that file in place each time; two requests that produce the same picture at the 
 same example, the same tree) can then truncate a file while it is being downloaded. A returned
 file path is instead copied into Gradio's cache atomically, so every callback returns pictures
 through :func:`png`: a fresh file in a private temporary folder, deleted after ``KEEP_SECONDS``.
+
+The folder (``grootvl-app-<pid>-*`` in the temp directory) is made on the first picture and
+removed when the process exits; folders that processes which no longer run left behind (killed
+servers) are removed when the next one makes its own.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -18,16 +24,50 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["KEEP_SECONDS", "png"]
+__all__ = ["KEEP_SECONDS", "output_folder", "png", "remove_stale_folders"]
 
 KEEP_SECONDS = 600.0
-_folder = Path(tempfile.mkdtemp(prefix="grootvl-app-"))
+PREFIX = "grootvl-app-"
+_folder: Path | None = None
 _lock = threading.Lock()
 _last_sweep = [time.monotonic()]
 
 
-def _sweep(now: float) -> None:
-    for path in _folder.glob("*.png"):
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_folders(parent: Path | None = None) -> list[Path]:
+    """Remove the output folders of processes that no longer run; returns what was removed."""
+    parent = Path(parent or tempfile.gettempdir())
+    removed = []
+    for path in parent.glob(PREFIX + "*"):
+        pid = path.name[len(PREFIX):].split("-", 1)[0]
+        if path.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def output_folder() -> Path:
+    """This process's folder of output pictures (made on first use, removed at exit)."""
+    global _folder
+    with _lock:
+        if _folder is None or not _folder.is_dir():
+            remove_stale_folders()
+            _folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+            atexit.register(shutil.rmtree, _folder, ignore_errors=True)
+        return _folder
+
+
+def _sweep(folder: Path, now: float) -> None:
+    for path in folder.glob("*.png"):
         try:
             if now - path.stat().st_mtime > KEEP_SECONDS:
                 path.unlink()
@@ -42,7 +82,8 @@ def png(image: np.ndarray) -> str:
     arr = np.ascontiguousarray(image)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"png: expected (H, W, 3) uint8, got {arr.dtype} {arr.shape}")
-    path = _folder / f"{uuid.uuid4().hex}.png"
+    folder = output_folder()
+    path = folder / f"{uuid.uuid4().hex}.png"
     tmp = path.with_name(path.stem + ".part.png")  # cv2 picks the format from the suffix
     if not cv2.imwrite(str(tmp), cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
         raise OSError(f"could not write {tmp}")
@@ -51,5 +92,5 @@ def png(image: np.ndarray) -> str:
         now = time.monotonic()
         if now - _last_sweep[0] > 60:
             _last_sweep[0] = now
-            _sweep(time.time())
+            _sweep(folder, time.time())
     return str(path)
