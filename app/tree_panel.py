@@ -19,6 +19,7 @@ from grootvl_core.models import TreeRecord, affinity_from
 from grootvl_core.viz import draw_tree, overlay_heatmap, vertex_depths
 
 from .errors import user_errors
+from .limits import STATE_TTL_S
 from .outputs import png
 
 __all__ = ["TreePanel", "pixel_from_click", "render_affinity", "render_tree", "tree_state", "VIEW_SIZE"]
@@ -133,7 +134,7 @@ class TreePanel:
                 self.row = gr.Number(label="Row", precision=0, minimum=0)
                 self.col = gr.Number(label="Column", precision=0, minimum=0)
                 self.show = gr.Button("Show affinity", elem_id=f"{name}-show-affinity")
-        self.state = gr.State(None)
+        self.state = gr.State(None, time_to_live=STATE_TTL_S)
 
     def outputs(self) -> list:
         """What a prediction fills (with :meth:`updates`), in this order: the recorded trees and the
