@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     # Recompute it every 100 requests over the last 1,000 instead (an operator may override both).
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+    from .allocator import tune_malloc
+
+    tune_malloc()  # before the first large allocation (see app/allocator.py)
     import torch
 
     if args.threads:

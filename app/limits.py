@@ -24,7 +24,7 @@ MAX_UPLOAD_MB = 32
 CACHE_SWEEP_S = 300
 CACHE_MAX_AGE_S = 1800
 STATE_TTL_S = 1800
-MAX_SESSIONS = 2000
+MAX_SESSIONS = 1000  # Gradio keeps ~0.1-0.3 MB per session (its copy of the layout, the trees)
 
 LIMITS_TEXT = (f"Images up to {MAX_IMAGE_PIXELS // 1_000_000} megapixels and {MAX_UPLOAD_MB} MB per file "
                "(larger ones are refused before decoding); uploads and results are kept "

@@ -57,3 +57,16 @@ def test_sigterm_becomes_keyboard_interrupt():
         assert stop_on_sigterm() is False  # an existing handler is left alone
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_malloc_settings_respect_the_operator(monkeypatch):
+    from app import allocator
+
+    monkeypatch.setenv("GROOTVL_APP_MALLOC", "0")
+    assert allocator.tune_malloc() == {}
+    monkeypatch.delenv("GROOTVL_APP_MALLOC")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
+    done = allocator.tune_malloc()
+    assert "arena_max" not in done
+    if sys.platform.startswith("linux") and os.path.exists("/lib/x86_64-linux-gnu/libc.so.6"):
+        assert done == {"mmap_threshold": allocator.MMAP_THRESHOLD}
