@@ -55,7 +55,7 @@ def load_user_image(value) -> tuple[Image.Image, str]:
         except ImageTooLarge:
             raise
         except UnreadableImageFile as exc:
-            raise ValueError(f"{path.name!r} is not an image this app can read ({exc}); use {FORMATS}") from None
+            raise ValueError(f"{path.name!r} is not an image this app can read ({exc.reason}); use {FORMATS}") from None
     elif isinstance(value, Image.Image):
         check_image_size(*value.size, MAX_IMAGE_PIXELS)
     elif isinstance(value, np.ndarray) and value.ndim >= 2:

@@ -28,7 +28,12 @@ Source = Union[str, "os.PathLike[str]", IO[bytes]]
 
 
 class UnreadableImageFile(ValueError):
-    """The file is not an image Pillow can read (or it is truncated)."""
+    """The file is missing, not an image Pillow can read, or truncated; ``reason`` says which,
+    without the file's name (for callers that word their own message)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 class ImageTooLarge(ValueError):
@@ -76,9 +81,11 @@ def read_image(source: Source, *, max_pixels: int = MAX_PIXELS, draft_side: int 
             im = Image.open(source)
     except Image.DecompressionBombError as exc:  # Pillow's own, looser, limit: also too large
         raise ImageTooLarge(f"{name}: {exc}") from None
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise UnreadableImageFile(f"cannot read image {name}: there is no such file", "no such file") from exc
     except _DECODE_ERRORS as exc:
-        raise UnreadableImageFile(f"{name} is not an image this program can read ({type(exc).__name__}: {exc})"
-                                  ) from None
+        reason = f"{type(exc).__name__}: {exc}"
+        raise UnreadableImageFile(f"{name} is not an image this program can read ({reason})", reason) from None
     with im:
         width, height = im.size
         check_image_size(width, height, max_pixels, name)
@@ -89,5 +96,5 @@ def read_image(source: Source, *, max_pixels: int = MAX_PIXELS, draft_side: int 
             # exif_transpose returns a new, upright image (a copy when there is nothing to turn)
             return ImageOps.exif_transpose(im)
         except _DECODE_ERRORS as exc:
-            raise UnreadableImageFile(f"{name} could not be decoded ({type(exc).__name__}: {exc}); the file may be "
-                                      "truncated or damaged") from None
+            reason = f"{type(exc).__name__}: {exc}; the file may be truncated or damaged"
+            raise UnreadableImageFile(f"{name} could not be decoded ({reason})", reason) from None
