@@ -180,7 +180,8 @@ def hostile_not_image(c, inp, rng):
 def hostile_bomb(c, inp, rng):
     image = c.upload(inp.bomb)
     _refused(lambda: c.predict("/classify", [image, "grootv-nano-fmnist"]), note_says="megapixels")
-    api, data = rng.choice([("/segment", [image, "grootv-nano-scenes", 0.5]), ("/pixel_tree", [image, 32, "l2", "depth"])])
+    api, data = rng.choice([("/segment", [image, "grootv-nano-scenes", 0.5]),
+                            ("/pixel_tree", [image, 32, "l2", "depth"])])
     _refused(lambda: c.predict(api, data))
 
 

@@ -366,7 +366,8 @@ def _add_train(sub) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--bundle", metavar="NAME", help="also copy OUT/model to checkpoints/NAME")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--device", default="auto", type=train_device_arg, help="where to train: auto (default: the GPU when torch sees one, "
+    p.add_argument("--device", default="auto", type=train_device_arg,
+                   help="where to train: auto (default: the GPU when torch sees one, "
                    "else the CPU), cpu, cuda, cuda:N")
     p.add_argument("--init-backbone", metavar="DIR", help="segment: start the GrootV backbone from this trained "
                    "classifier folder (same channels/depths/in_chans), e.g. checkpoints/grootv-nano-fmnist")
