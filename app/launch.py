@@ -39,11 +39,16 @@ def main(argv: list[str] | None = None) -> None:
     # Recompute it every 100 requests over the last 1,000 instead (an operator may override both).
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+    from .allocator import tune_malloc
+
+    tune_malloc()  # before the first large allocation (see app/allocator.py)
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from .limits import launch_kwargs
     from .model_cache import ModelCache, default_device
+    from .shutdown import stop_on_sigterm
     from .ui import CSS, build_demo
     from .zerogpu import on_zero_gpu, wrap_gpu_events
 
@@ -53,8 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_demo(ModelCache(args.max_models, device))
     wrap_gpu_events(demo)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
+    stop_on_sigterm()  # a SIGTERM stops it like Ctrl-C: caches and temporary folders are removed
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS,
-                footer_links=["api", "gradio"])
+                footer_links=["api", "gradio"], **launch_kwargs())
 
 
 def op_devices(model_device: str) -> list[str]:

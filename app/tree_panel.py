@@ -19,6 +19,7 @@ from grootvl_core.models import TreeRecord, affinity_from
 from grootvl_core.viz import draw_tree, overlay_heatmap, vertex_depths
 
 from .errors import user_errors
+from .limits import STATE_TTL_S
 from .outputs import png
 
 __all__ = ["TreePanel", "pixel_from_click", "record_for", "render_affinity", "render_tree", "tree_state", "VIEW_SIZE"]
@@ -144,7 +145,7 @@ class TreePanel:
 
             self.scans = ScansView(name)
             self.export = ExportView(name)
-        self.state = gr.State(None)
+        self.state = gr.State(None, time_to_live=STATE_TTL_S)
 
     def outputs(self) -> list:
         """What a prediction fills (with :meth:`updates`), in this order: the recorded trees and the

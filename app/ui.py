@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from .input_guard import GuardedBlocks
+from .limits import LIMITS_TEXT, blocks_kwargs
 from .model_cache import ModelCache
 from .tabs import classify, erf, generate, pixel_tree, segment, zoo_table
 
@@ -24,8 +26,8 @@ produced. The bundled models (trained by this project on Fashion-MNIST and fortu
 def build_demo(cache: ModelCache | None = None) -> gr.Blocks:
     """The Gradio app (not launched). ``cache`` holds the loaded models (default: 3 models)."""
     cache = cache or ModelCache()
-    with gr.Blocks(title="GrootVL demo") as demo:
-        gr.Markdown(INTRO)
+    with GuardedBlocks(title="GrootVL demo", **blocks_kwargs()) as demo:
+        gr.Markdown(f"{INTRO}\n\n{LIMITS_TEXT}", elem_id="intro")
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
                 classify.build(cache)

@@ -86,8 +86,9 @@ def free_port() -> int:
 class Server:
     """``python app.py`` in its own process group; output goes to a log file."""
 
-    def __init__(self, port: int, concurrency: int, extra_args: list[str], log_path: Path):
-        env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+    def __init__(self, port: int, concurrency: int, extra_args: list[str], log_path: Path,
+                 extra_env: dict[str, str] | None = None, root: Path = ROOT):
+        env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", **(extra_env or {}))
         cmd = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port),
                "--concurrency", str(concurrency), *extra_args]
         self.cmd = cmd
@@ -95,7 +96,7 @@ class Server:
         self.log_path = log_path
         self._log = open(log_path, "wb")
         # own session: Ctrl-C in the terminal reaches this script only; we stop the server ourselves
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
 
     @property

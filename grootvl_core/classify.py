@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .image_file import MAX_PIXELS, read_image
 from .zoo import Preprocess, ZooEntry, get_entry, load_local_weights, load_model
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "MAX_PIXELS",
 ]
 
-MAX_PIXELS = 100_000_000  # larger images are refused (decompression-bomb guard)
 
 
 @dataclass(frozen=True)
@@ -97,12 +97,7 @@ def to_pil_rgb(image, grayscale: bool = False) -> Image.Image:
         TypeError: unsupported input type.
     """
     if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-        try:
-            with Image.open(image) as im:
-                im.load()
-                image = im.copy()
-        except (OSError, Image.DecompressionBombError) as exc:
-            raise ValueError(f"cannot read image {image}: {exc}") from None
+        image = read_image(image, max_pixels=MAX_PIXELS)  # size checked from the header first
     if isinstance(image, np.ndarray):
         image = _array_to_pil(image)
     if not isinstance(image, Image.Image):
@@ -114,6 +109,9 @@ def to_pil_rgb(image, grayscale: bool = False) -> Image.Image:
         raise ValueError(f"image is too large ({w}x{h} pixels > {MAX_PIXELS:,}); downscale it first")
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"the image has {int((~np.isfinite(arr)).sum()):,} NaN or infinite pixel values "
+                             "(a float image): write finite values, e.g. in [0, 1]")
         hi = 65535.0 if image.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
         if image.mode == "F" and arr.max(initial=0) <= 1.0:
             hi = 1.0

@@ -44,7 +44,7 @@ def _add_classify(sub) -> argparse.ArgumentParser:
         "--ema", action="store_true", help="with --weights on a training checkpoint: use model_ema"
     )
     p.add_argument("--topk", type=int, default=5, help="answers per image (default 5)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", default="cpu", type=device_arg, help="cpu, cuda, cuda:1, ...")
     return p
 
 
@@ -60,6 +60,40 @@ def _run_classify(args: argparse.Namespace) -> int:
         for rank, p in enumerate(preds, 1):
             print(f"  {rank}. {p.probability * 100:6.2f}%  {p.label}  (class {p.index})")
     return EXIT_OK
+
+
+def device_arg(value: str) -> str:
+    """argparse ``type`` of ``--device``: a device torch knows and this machine has (``cpu``, ``cuda``,
+    ``cuda:N``, ...), so a wrong value is reported as the flag's error, not as a later failure."""
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a device torch knows (use cpu, cuda or cuda:N; "
+                                         f"{str(exc).splitlines()[0]})") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise argparse.ArgumentTypeError(f"{value!r}: torch sees no CUDA GPU on this machine (use cpu)")
+        if device.index is not None and device.index >= count:
+            raise argparse.ArgumentTypeError(f"{value!r}: this machine has {count} CUDA GPU(s), "
+                                             f"cuda:0 to cuda:{count - 1}")
+    return value
+
+
+def train_device_arg(value: str) -> str:
+    """``--device`` of ``train``: ``auto`` or a device torch knows (whether this machine has it is
+    checked by the training loop, before anything is written)."""
+    if value != "auto":
+        import torch
+
+        try:
+            torch.device(value)
+        except (RuntimeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a device torch knows (use auto, cpu, cuda or "
+                                             f"cuda:N; {str(exc).splitlines()[0]})") from None
+    return value
 
 
 # ------------------------------------------------------------------------------------------------
@@ -149,7 +183,8 @@ def _add_evaluate(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=64, help="images per batch per process (default 64)")
     p.add_argument("--workers", type=int, default=4, help="data-loading workers per process (default 4)")
-    p.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK if available, else cpu")
+    p.add_argument("--device", default=None, type=device_arg,
+                   help="default: cuda:LOCAL_RANK if available, else cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -258,7 +293,7 @@ def _add_generate(sub) -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass in (0, 1]")
     p.add_argument("--seed", type=int, default=None, help="random seed for sampling")
     p.add_argument("--instruction", action="store_true", help="wrap the prompt in GrootL's instruction template")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", default="cpu", type=device_arg, help="cpu, cuda, cuda:1, ...")
     return p
 
 
@@ -331,7 +366,8 @@ def _add_train(sub) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--bundle", metavar="NAME", help="also copy OUT/model to checkpoints/NAME")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--device", default="auto", help="where to train: auto (default: the GPU when torch sees one, "
+    p.add_argument("--device", default="auto", type=train_device_arg,
+                   help="where to train: auto (default: the GPU when torch sees one, "
                    "else the CPU), cpu, cuda, cuda:N")
     p.add_argument("--init-backbone", metavar="DIR", help="segment: start the GrootV backbone from this trained "
                    "classifier folder (same channels/depths/in_chans), e.g. checkpoints/grootv-nano-fmnist")

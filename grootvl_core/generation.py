@@ -13,6 +13,8 @@ model on the whole sequence with ``context_lengths = P`` at every step.
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Iterator
 
 import torch
@@ -23,6 +25,8 @@ from .tokenizer import IncrementalDecoder
 __all__ = [
     "INSTRUCTION_TEMPLATE",
     "INSTRUCTION_TEMPLATE_WITH_INPUT",
+    "MAX_SEED",
+    "check_seed",
     "filter_logits",
     "format_instruction",
     "generate",
@@ -45,13 +49,37 @@ def format_instruction(instruction: str, input: str | None = None) -> str:  # no
     return INSTRUCTION_TEMPLATE.format(instruction=instruction)
 
 
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes seeds in [0, 2**64)
+
+
 def _check_sampling(temperature, top_k, top_p) -> None:
-    if not isinstance(temperature, (int, float)) or temperature < 0:
-        raise ValueError(f"temperature must be a number >= 0 (0 = greedy), got {temperature!r}")
+    # NOTE: NaN fails every comparison, so "not (x >= 0)" (not "x < 0") is what refuses it.
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature < math.inf:
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
         raise ValueError(f"top_k must be None or an int >= 0 (0 = off), got {top_k!r}")
     if top_p is not None and (not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
         raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
+
+
+def check_seed(seed) -> int | None:
+    """``seed`` as an int in ``[0, 2**64)`` (what ``torch.Generator.manual_seed`` takes), or None.
+
+    Raises:
+        ValueError: not an integer, or out of that range.
+    """
+    if seed is None:
+        return None
+    value = seed
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        value = None if isinstance(value, bool) else operator.index(value)  # ints, numpy ints
+    except TypeError:
+        value = None
+    if value is None or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"the seed must be an integer in [0, 2**64 - 1], got {seed!r}")
+    return value
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
@@ -136,8 +164,9 @@ def stream_ids(model, input_ids: Tensor, *, max_new_tokens: int = 64, temperatur
         raise ValueError("the prompt is empty: give at least one token")
     device = model.backbone.embeddings.weight.device
     input_ids = input_ids.to(device)
+    seed = check_seed(seed)
     if generator is None and seed is not None:
-        generator = torch.Generator(device=device).manual_seed(int(seed))
+        generator = torch.Generator(device=device).manual_seed(seed)
     if max_new_tokens == 0:
         return
     cache = model.allocate_cache(input_ids.shape[0])

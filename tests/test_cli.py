@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from PIL import Image
 
 from grootvl_core import cli, zoo
 from grootvl_core.models.grootv import test_grootv as build_test_grootv
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "GROOTVL_OPS": "reference"}
 
@@ -258,3 +261,25 @@ def test_classifier_topk_and_labels():
         clf.predict(img, topk=0)
     assert label_names("imagenet-1k", 1000)[0] == "tench, Tinca tinca"
     assert label_names("imagenet-1k", 10)[3] == "class 3"  # mismatch: generic names
+
+
+@pytest.mark.parametrize("argv", [
+    ["classify", "assets/fashion/test0000-ankle-boot.png", "--model", "grootv-nano-fmnist", "--device", "gpu"],
+    ["generate", "You will", "--model", "grootl-nano-fortunes", "--device", "cuda:x"],
+    ["train", "lm", "--out", "never-written", "--device", "tpu"],
+])
+def test_a_bad_device_is_reported_as_the_flag(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert cli.main(argv) == 2  # a usage error, before any model is loaded
+    err = capsys.readouterr().err
+    assert "argument --device" in err and "is not a device torch knows" in err
+    assert "checkpoint" not in err.lower()
+    assert not (ROOT / "never-written").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where torch sees no GPU")
+def test_cuda_without_a_gpu_is_reported_as_the_flag(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["classify", "assets/fashion/test0000-ankle-boot.png", "--model", "grootv-nano-fmnist",
+                     "--device", "cuda"]) == 2
+    assert "argument --device: 'cuda': torch sees no CUDA GPU" in capsys.readouterr().err

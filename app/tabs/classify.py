@@ -109,7 +109,7 @@ def record_trees(cache: ModelCache, image, model_name: str) -> list:
 def build(cache: ModelCache) -> None:
     with gr.Row():
         with gr.Column(scale=1):
-            image = image_input(batched=True, label="Image", elem_id="classify-input", height=320)
+            image = image_input(label="Image", elem_id="classify-input", height=320)
             model = _choices_checked_per_request(
                 gr.Dropdown(model_choices("classification"), value=default_model("classification"), label="Model",
                             elem_id="classify-model"))

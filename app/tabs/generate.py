@@ -17,6 +17,8 @@ from grootvl_core.viz import draw_token_tree
 
 from ..errors import user_errors
 from ..examples import prompt_examples
+from ..generation_inputs import sampling_inputs
+from ..limits import STATE_TTL_S
 from ..model_cache import ModelCache
 from ..outputs import png
 from ..zoo_info import default_model, model_choices
@@ -24,8 +26,8 @@ from ..zoo_info import default_model, model_choices
 __all__ = ["MAX_NEW_TOKENS", "MAX_PROMPT_CHARS", "MAX_PROMPT_TOKENS", "UPDATE_INTERVAL_S", "build", "generate",
            "render_token_tree", "token_labels"]
 
-MAX_PROMPT_CHARS = 4000
 MAX_PROMPT_TOKENS = 1024
+MAX_PROMPT_CHARS = MAX_PROMPT_TOKENS  # the byte model's limit: one token per byte, so at most one per character
 MAX_NEW_TOKENS = 512
 UPDATE_INTERVAL_S = 0.05  # streamed updates after the first: at most about 20 a second
 TREE_TOKENS = 48  # the picture shows at most the last this-many prompt tokens
@@ -74,9 +76,7 @@ def generate(cache: ModelCache, prompt: str, model_name: str, max_new_tokens: in
     always the whole text last. ``stats`` gives the model's decoding rate; ``trees`` (the prompt's
     token trees, for :func:`render_token_tree`) is set from the first yield on."""
     prompt = _check_prompt(prompt)
-    max_new_tokens = int(max_new_tokens)
-    if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
-        raise ValueError(f"max new tokens must lie in [1, {MAX_NEW_TOKENS}], got {max_new_tokens}")
+    sampling = sampling_inputs(max_new_tokens, temperature, top_k, top_p, seed, max_tokens=MAX_NEW_TOKENS)
     loaded = cache.get(model_name, "generation")
     model, tok = loaded.predictor, loaded.tokenizer
     ids = tok.encode(prompt)
@@ -84,11 +84,9 @@ def generate(cache: ModelCache, prompt: str, model_name: str, max_new_tokens: in
         raise ValueError("the prompt encodes to no tokens")
     if len(ids) > MAX_PROMPT_TOKENS:
         raise ValueError(f"the prompt is {len(ids)} tokens long; the limit is {MAX_PROMPT_TOKENS}")
-    top_k = int(top_k) if top_k else None
-    top_p = float(top_p) if top_p and float(top_p) < 1.0 else None
-    seed = None if seed is None or seed == "" else int(seed)
-    stream = stream_ids(model, torch.tensor([ids]), max_new_tokens=max_new_tokens, temperature=float(temperature),
-                        top_k=top_k, top_p=top_p, seed=seed, eos_token_id=tok.eos_token_id)
+    stream = stream_ids(model, torch.tensor([ids]), max_new_tokens=sampling.max_new_tokens,
+                        temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
+                        seed=sampling.seed, eos_token_id=tok.eos_token_id)
     decoder = IncrementalDecoder(tok)
     start = time.perf_counter()
     with loaded.lock, capture_token_trees(model) as records:  # the prompt pass records the trees
@@ -201,7 +199,7 @@ def build(cache: ModelCache) -> None:
             output = gr.Textbox(label="Continuation", lines=8, interactive=False, elem_id="generate-output")
             stats = gr.Markdown(elem_id="generate-stats")
     gr.Examples([[p] for p in prompt_examples()], inputs=[prompt], label="Prompts")
-    trees = gr.State(None)
+    trees = gr.State(None, time_to_live=STATE_TTL_S)
     with gr.Group():
         gr.Markdown("**The tree over the prompt.** Besides the left-to-right chain, each GrootL layer "
                     "scans a minimum spanning tree built from the prompt's own features (neighbours up to 3 "

@@ -15,6 +15,7 @@ from grootvl_core.viz import legend_entries, overlay_mask
 from ..errors import user_errors
 from ..examples import photo_examples, scene_examples
 from ..images import image_input, load_user_image
+from ..limits import STATE_TTL_S
 from ..model_cache import ModelCache
 from ..outputs import png
 from ..tree_panel import VIEW_SIZE, TreePanel, tree_state
@@ -86,7 +87,7 @@ def build(cache: ModelCache) -> None:
             info = gr.Markdown()
     gr.Examples(scene_examples(), inputs=[image], label="Fashion-MNIST scenes (test split, for the bundled model)")
     gr.Examples(photo_examples(), inputs=[image], label="Photos")
-    seg_state = gr.State(None)
+    seg_state = gr.State(None, time_to_live=STATE_TTL_S)
     panel = TreePanel("segment")
     panel.wire()
 

@@ -31,7 +31,9 @@ from grootvl_core.ops import TreeOrder
 from .grootl import GrootLMixer
 from .grootl_tree import chain_tree
 
-__all__ = ["TokenTreeRecord", "capture_token_trees", "path_products_to_root"]
+__all__ = ["TokenTreeRecord", "capture_token_trees", "mean_path_products_to_root", "path_products_to_root"]
+
+CHUNK_CHANNELS = 256  # channels per step of mean_path_products_to_root (2 MB at 1000 tokens)
 
 
 @dataclass
@@ -90,6 +92,41 @@ def path_products_to_root(tree: TreeOrder, weight: Tensor) -> Tensor:
     return result
 
 
+def mean_path_products_to_root(tree: TreeOrder, weight: Tensor, chunk_channels: int = CHUNK_CHANNELS) -> Tensor:
+    """``path_products_to_root(tree, weight).mean(dim=1)`` without its ``(B, C, V)`` float64 tensors.
+
+    By pointer jumping in vertex order: after step ``k`` every vertex holds the product over the
+    first ``2**k`` vertices of its path to the root (the root counting 1) and points ``2**k``
+    levels up, so ``ceil(log2 V)`` steps finish any tree. ``chunk_channels`` channels at a time:
+    every temporary is ``(V, chunk_channels)``, so a long prompt's capture never allocates
+    (and frees) hundreds of megabytes per request.
+
+    Returns:
+        ``(B, V)`` float64 CPU tensor in vertex order (1 at the root).
+    """
+    order, parent = tree.order, tree.parent
+    b, c, v = weight.shape
+    up = torch.empty_like(order)
+    up.scatter_(1, order, torch.gather(order, 1, parent))  # parent VERTEX of each vertex; the root: itself
+    ancestors = [up]
+    for _ in range(max(1, (v - 1).bit_length()) - 1):
+        ancestors.append(torch.gather(ancestors[-1], 1, ancestors[-1]))
+    # NumPy (one thread, one pass per row gather) rather than torch: these ops are too small to gain
+    # from intra-op threads and lose much to their start-up when the cores are busy.
+    w = weight.detach().cpu().numpy()
+    total = np.zeros((b, v), dtype=np.float64)
+    for i in range(b):
+        root = int(order[i, 0])
+        jumps = [anc[i].cpu().numpy() for anc in ancestors]
+        for start in range(0, c, chunk_channels):
+            prod = np.ascontiguousarray(w[i, start:start + chunk_channels].T, dtype=np.float64)  # (V, chunk)
+            prod[root] = 1.0  # the root's own value is ignored
+            for anc in jumps:
+                prod *= prod[anc]
+            total[i] += prod.sum(axis=1)
+    return torch.from_numpy(total / c)
+
+
 @contextlib.contextmanager
 def capture_token_trees(model: nn.Module) -> Iterator[list[TokenTreeRecord]]:
     """Collect a :class:`TokenTreeRecord` per (layer, sequence) of each full forward pass inside
@@ -110,8 +147,8 @@ def capture_token_trees(model: nn.Module) -> Iterator[list[TokenTreeRecord]]:
         batch, _, length = weight.shape
         chain = chain_tree(batch, length, weight.device)
         with torch.no_grad():
-            reach = path_products_to_root(tree, weight).mean(dim=1).cpu().numpy()
-            reach_chain = path_products_to_root(chain, weight).mean(dim=1).cpu().numpy()
+            reach = mean_path_products_to_root(tree, weight).cpu().numpy()
+            reach_chain = mean_path_products_to_root(chain, weight).cpu().numpy()
         order, parent_pos = tree.order.cpu(), tree.parent.cpu()
         for i in range(batch):
             parent = np.full(length, -1, dtype=np.int64)

@@ -160,7 +160,8 @@ def test_generate_streams_text_and_token_tree(client):
     assert again[0] == text
 
 
-@pytest.mark.parametrize("prompt, match", [("", "empty"), ("   ", "empty"), ("x" * 1100, "limit is 1024")])
+@pytest.mark.parametrize("prompt, match", [("", "empty"), ("   ", "empty"), ("x" * 1100, "limit is 1,?024"),
+                                           ("é" * 1000, "limit is 1,?024")])
 def test_generate_bad_prompts(client, prompt, match):
     with pytest.raises(Exception, match=match):
         client.predict(prompt, "grootl-nano-fortunes", 8, 0.7, 40, 0.95, 0, api_name="/generate")

@@ -6,7 +6,7 @@ import torch
 
 from grootvl_core.models import GrootL, GrootLConfig, capture_token_trees
 from grootvl_core.models.grootl_tree import feature_tree
-from grootvl_core.models.token_tree_capture import path_products_to_root
+from grootvl_core.models.token_tree_capture import mean_path_products_to_root, path_products_to_root
 from grootvl_core.ops import bfs
 from grootvl_core.ops.reference import tree_scan_ref
 
@@ -71,6 +71,21 @@ def test_reach_is_what_the_subtree_scan_applies():
         x[:, :, j] = 1.0
         y = tree_scan_ref(x, weight.double(), tree, mode="subtree")
         torch.testing.assert_close(prods[:, :, j], y[:, :, length - 1])
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 10, 257])
+def test_mean_path_products_match_the_per_channel_products(length):
+    """The capture's channel mean (pointer jumping, a few channels at a time) equals the mean of the
+    per-channel products, for any tree shape, batch member and channel chunking."""
+    torch.manual_seed(2)
+    feat = torch.randn(2, 6, length)
+    tree = feature_tree(feat, [length, max(0, length - 2)], band=3)
+    weight = torch.rand(2, 70, length) * 0.9 + 0.05
+    want = path_products_to_root(tree, weight).mean(dim=1)
+    for chunk in (1, 16, 256):
+        got = mean_path_products_to_root(tree, weight, chunk_channels=chunk)
+        assert got.dtype == torch.float64 and got.shape == (2, length)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-15)
 
 
 def test_no_mixer_is_an_error():
