@@ -126,7 +126,7 @@ def good_classify(c: RestClient, inp: Inputs, rng: random.Random) -> None:
 
 
 def good_segment(c: RestClient, inp: Inputs, rng: random.Random) -> None:
-    out = c.predict("/segment", [c.upload(rng.choice(inp.scenes)), "grootv-nano-scenes", 0.5])
+    out = c.predict("/segment", [c.upload(rng.choice(inp.scenes)), "grootv-nano-scenes", 0.5, False])
     assert _pic(out[0]) and "legend" in out[1]
     assert _pic(c.predict("/segment_tree", [0, 0, "depth"])[0])
     assert _pic(c.predict("/segment_affinity", [0, 0, 2, 2])[0])
@@ -180,7 +180,7 @@ def hostile_not_image(c, inp, rng):
 def hostile_bomb(c, inp, rng):
     image = c.upload(inp.bomb)
     _refused(lambda: c.predict("/classify", [image, "grootv-nano-fmnist"]), note_says="megapixels")
-    api, data = rng.choice([("/segment", [image, "grootv-nano-scenes", 0.5]),
+    api, data = rng.choice([("/segment", [image, "grootv-nano-scenes", 0.5, False]),
                             ("/pixel_tree", [image, 32, "l2", "depth"])])
     _refused(lambda: c.predict(api, data))
 
@@ -196,7 +196,7 @@ def hostile_path(c, inp, rng):
 
 def hostile_integer(c, inp, rng):
     _refused(lambda: c.predict("/classify", [12345, "grootv-nano-fmnist"]), note_says="Cannot classify")
-    _refused(lambda: c.predict("/segment", [12345, "grootv-nano-scenes", 0.5]))
+    _refused(lambda: c.predict("/segment", [12345, "grootv-nano-scenes", 0.5, False]))
 
 
 def hostile_model(c, inp, rng):

@@ -67,7 +67,7 @@ def test_bad_payloads_in_a_batch_fail_only_themselves(demo_url, tmp_path):
 @pytest.mark.parametrize("api, data", [
     ("/pixel_tree", [12345, 32, "l2", "depth"]),
     ("/pixel_tree", [file_data("/etc/hostname"), 32, "l2", "depth"]),
-    ("/segment", [{"path": 5}, "grootv-nano-scenes", 0.5]),
+    ("/segment", [{"path": 5}, "grootv-nano-scenes", 0.5, False]),
 ])
 def test_unbatched_bad_payloads_get_their_message(demo_url, api, data):
     with RestClient(demo_url, timeout=60) as c, pytest.raises(GradioError) as err:
@@ -82,7 +82,7 @@ def test_image_bombs_are_refused_from_the_header(demo_url, tmp_path):
     with RestClient(demo_url, timeout=60) as c:
         image = c.upload(bomb)
         for api, data in [("/pixel_tree", [image, 32, "l2", "depth"]),
-                          ("/segment", [image, "grootv-nano-scenes", 0.5])]:
+                          ("/segment", [image, "grootv-nano-scenes", 0.5, False])]:
             with pytest.raises(GradioError, match="13300x13300 = 176.9 megapixels; the limit is 50 megapixels"):
                 c.predict(api, data)
         import base64  # the same file inline: Gradio would decode a data: URL itself
