@@ -37,6 +37,7 @@ __all__ = [
 
 
 @functools.lru_cache(maxsize=128)
+@torch.inference_mode(False)  # NOTE: cached across calls, so never an inference tensor (see chain_tree)
 def _band_graph_edges_cpu(length: int, context_length: int, band: int) -> Tensor:
     L, P = length, context_length
     pairs: list[tuple[int, int]] = []
@@ -88,6 +89,7 @@ def band_graph_edges(length: int, context_length: int, band: int = 3,
 
 
 @functools.lru_cache(maxsize=64)
+@torch.inference_mode(False)
 def _chain_tree_cpu(length: int) -> tuple[Tensor, Tensor, Tensor]:
     order = torch.arange(length - 1, -1, -1, dtype=torch.int64)  # root L-1, then L-2, ... 0
     parent = (torch.arange(length, dtype=torch.int64) - 1).clamp_(min=0)
@@ -106,8 +108,9 @@ def chain_tree(batch: int, length: int, device: torch.device | str | None = None
     Returns:
         :class:`~grootvl_core.ops.TreeOrder` with ``(B, L)`` int64 tensors.
     """
-    return TreeOrder(*(t.to(device).expand(batch, -1).contiguous()
-                       for t in _chain_tree_cpu(int(length))))
+    # NOTE: copies, never views of the cached tensors: a caller may write into its tree, and a view
+    # made under torch.inference_mode would be an inference tensor that autograd cannot save later.
+    return TreeOrder(*(t.to(device).repeat(batch, 1) for t in _chain_tree_cpu(int(length))))
 
 
 def normalize_context_lengths(context_lengths, batch: int, length: int) -> list[int]:

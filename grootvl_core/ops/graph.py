@@ -23,6 +23,7 @@ def num_grid_edges(height: int, width: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
+@torch.inference_mode(False)  # NOTE: cached across calls, so never an inference tensor
 def _grid_edges_cpu(height: int, width: int) -> torch.Tensor:
     ids = torch.arange(height * width, dtype=torch.int64).view(height, width)
     vertical = torch.stack([ids[:-1, :].reshape(-1), ids[1:, :].reshape(-1)], dim=1)  # (H-1)*W
@@ -51,6 +52,7 @@ def grid_edges(height: int, width: int, device: torch.device | str | None = None
 
 
 @functools.lru_cache(maxsize=64)
+@torch.inference_mode(False)
 def _grid_edges_on(height: int, width: int, device: torch.device) -> torch.Tensor:
     return _grid_edges_cpu(height, width).to(device)
 

@@ -533,3 +533,21 @@ def test_factorised_cosines_equal_the_full_feature_cosines():
     ctx = [12, 9]
     assert all(torch.equal(t1, t2) for t1, t2 in zip(feature_tree(feature, ctx),
                                                      feature_tree(feature, ctx, factors=(x, b))))
+
+
+@pytest.mark.parametrize("tree_scale", [0.0, 0.3])
+def test_training_after_an_inference_mode_call_of_the_same_shape(tree_scale):
+    """The chain and band-graph tensors are cached across calls; one made under
+    ``torch.inference_mode`` (the app's generation) must not break a later backward pass."""
+    from grootvl_core.models import grootl_tree
+    grootl_tree._chain_tree_cpu.cache_clear()
+    grootl_tree._band_graph_edges_cpu.cache_clear()
+    model = tiny_model(tree_scale=tree_scale)
+    ids = torch.randint(0, VOCAB, (1, 7))
+    with torch.inference_mode():
+        model(ids)
+    model(ids).logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    tree = grootl_tree.chain_tree(1, 7)
+    tree.parent[0, 0] = 5  # a caller's tree is its own: the cache is untouched
+    assert grootl_tree.chain_tree(1, 7).parent[0, 0] == 0

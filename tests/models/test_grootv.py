@@ -495,3 +495,16 @@ def test_downsample_cached_channels_last_weight_follows_the_weight():
     layer(x).sum().backward()
     assert layer.conv.weight.grad is not None and layer.conv.weight.grad.abs().sum() > 0
     assert "_channels_last_weight" not in dict(layer.state_dict())
+
+
+def test_training_after_an_inference_mode_call_of_the_same_size():
+    """Grid edges are cached per size; a cache entry made under ``torch.inference_mode`` (the app)
+    must not make a later training step fail."""
+    from grootvl_core.ops import graph
+    graph._grid_edges_cpu.cache_clear()
+    model = _small()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        model(x)
+    model(x).sum().backward()
+    assert model.head.weight.grad is not None
