@@ -89,9 +89,18 @@ def _call_every_endpoint(url: str) -> set[str]:
     assert labels["label"] == "Ankle boot", info
     call("/classify_trees", handle_file(str(fashion_examples()[0])), "grootv-nano-fmnist")
     assert call("/classify_tree", 0, 0, "depth") and call("/classify_affinity", 0, 0, 3, 3)
-    overlay, legend, seg_info, *_ = call("/segment", handle_file(str(scene_examples()[0])), "grootv-nano-scenes", 0.5)
+    tree, raster, reading = call("/classify_scans", 0, 0, 1, 2)
+    assert tree and raster and "raster chain" in reading
+    png_path, json_path = call("/classify_export", 0, 0, "depth")
+    assert Path(png_path).is_file() and json.loads(Path(json_path).read_text())["grid"]["height"] == 7
+    overlay, legend, seg_info, *_ = call("/segment", handle_file(str(scene_examples()[0])), "grootv-nano-scenes", 0.5,
+                                         False)
     assert overlay and "ms" in seg_info
     assert call("/segment_tree", 0, 0, "depth") and call("/segment_affinity", 0, 0, 1, 2)
+    assert "raster chain" in call("/segment_scans", 0, 0, 1, 2)[2]
+    assert all(Path(f).is_file() for f in call("/segment_export", 0, 0, "depth"))
+    gallery, erf_info = call("/erf", "grootv-nano-fmnist")
+    assert len(gallery) == 4 and "stage 1" in gallery[0]["caption"], erf_info
     text, stats, *_ = call("/generate", "The meaning of life", "grootl-nano-fortunes", 8, 0.0, 0, 1.0, 0)
     assert text and "tokens" in stats
     assert call("/token_tree", 0)
