@@ -47,6 +47,7 @@ def convert_checkpoint(
     info.setdefault("source", Path(checkpoint).name)
     info.setdefault("source_sha256", sha256sum(checkpoint))
     info.setdefault("weights", "model_ema" if use_ema else "model")
+    info.setdefault("model_class", type(model).__name__)
     info.setdefault("num_parameters", sum(p.numel() for p in model.parameters()))
     write_model_card(out, info)
     return out

@@ -8,14 +8,38 @@ from typing import Any, Mapping
 
 __all__ = ["write_model_card"]
 
+# The grootvl_core.models class that loads a Hub folder of each task (a zoo entry's model_class
+# or the converted model's class, when known, take precedence).
+_TASK_CLASSES = {"classification": "GrootV", "segmentation": "GrootVSegmenter", "generation": "GrootL"}
+
+
+def _usage(task: str, cls_name: str, repo: str) -> list[str]:
+    """The usage snippet of a card: load with the task's class, then one call of that task."""
+    load = [f"from grootvl_core.models import {cls_name}",
+            f'model = {cls_name}.from_pretrained("{repo}").eval()']
+    if task == "generation":
+        return [
+            "from grootvl_core.generation import generate_text",
+            "from grootvl_core.tokenizer import load_tokenizer",
+            *load,
+            f'tokenizer = load_tokenizer("{repo}")  # or the base model\'s, e.g. state-spaces/mamba-130m-hf',
+            'print(generate_text(model, tokenizer, "The tree", max_new_tokens=32))',
+        ]
+    if task == "segmentation":
+        return [*load, "logits = model(images)  # (B, in_chans, H, W) normalised -> (B, classes, H, W)"]
+    return [*load, "logits = model(images)  # (B, in_chans, H, W) normalised -> (B, classes)"]
+
 
 def write_model_card(folder: str | os.PathLike, info: Mapping[str, Any]) -> Path:
     """Write ``README.md`` (a Hub model card with YAML metadata) into ``folder``.
 
     Args:
         folder: the Hub folder.
-        info: ``title``, ``arch``, ``task``, ``license``, ``metrics`` (dict), ``source``,
-            ``source_sha256``, ``weights``, ``num_parameters``, ``repo_id``; all optional.
+        info: ``title``, ``arch``, ``task`` (``classification`` / ``segmentation`` /
+            ``generation``: picks the pipeline tag, the class and the usage snippet),
+            ``model_class`` (the loading class; default from ``task``), ``license``, ``metrics``
+            (dict), ``source``, ``source_sha256``, ``weights``, ``num_parameters``, ``repo_id``;
+            all optional.
 
     Returns:
         Path of the written file.
@@ -63,15 +87,9 @@ def write_model_card(folder: str | os.PathLike, info: Mapping[str, Any]) -> Path
         ]
         lines += [f"| {k} | {v} |" for k, v in metrics.items()]
     repo = info.get("repo_id", "<this-repo>")
+    cls_name = info.get("model_class") or _TASK_CLASSES.get(task, "GrootV")
+    lines += ["", "## Use", "", "```python", *_usage(task, cls_name, repo), "```", ""]
     lines += [
-        "",
-        "## Use",
-        "",
-        "```python",
-        "from grootvl_core.models import GrootV",
-        f'model = GrootV.from_pretrained("{repo}").eval()',
-        "```",
-        "",
         "## Source",
         "",
         "Paper: GrootVL: Tree Topology is All You Need in State Space Model (NeurIPS 2024, "
