@@ -28,6 +28,7 @@ from .model_card import write_model_card
 from .state_dict import (
     CONFIG_NAME,
     WEIGHTS_NAME,
+    check_state_dict,
     diff_state_dict,
     extract_state_dict,
     load_pretrained_folder,
@@ -50,6 +51,7 @@ __all__ = [
     "read_checkpoint",
     "extract_state_dict",
     "diff_state_dict",
+    "check_state_dict",
     "load_weights",
     "load_pretrained_folder",
     "hub_download",

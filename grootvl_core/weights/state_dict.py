@@ -20,7 +20,7 @@ import torch
 from .errors import CheckpointError, _first_line
 from .unpickler import read_checkpoint
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "extract_state_dict", "diff_state_dict", "load_weights",
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "extract_state_dict", "diff_state_dict", "check_state_dict", "load_weights",
            "load_pretrained_folder"]
 
 CONFIG_NAME = "config.json"
@@ -34,7 +34,7 @@ def extract_state_dict(
 
     Args:
         checkpoint: what :func:`read_checkpoint` returned: a bare state dict, or a dict with
-            ``model`` / ``model_ema`` / ``state_dict`` / ``module``.
+            ``model`` / ``model_ema`` / ``state_dict`` / ``module`` (one level is unwrapped).
         use_ema: take ``model_ema`` instead of ``model``.
         source: file name used in error messages.
 
@@ -54,10 +54,14 @@ def extract_state_dict(
                 "drop the EMA option to load 'model'"
             )
         sd = checkpoint["model_ema"]
-    elif "model" in checkpoint and isinstance(checkpoint["model"], Mapping):
-        sd = checkpoint["model"]
     else:
         sd = checkpoint
+        # NOTE: one level of the usual wrappers; "model" first (reference 3.5's training layout).
+        for wrapper in ("model", "state_dict", "module"):
+            inner = checkpoint.get(wrapper)
+            if isinstance(inner, Mapping) and inner and all(isinstance(k, str) for k in inner):
+                sd = inner
+                break
     if not isinstance(sd, Mapping):
         raise CheckpointError(f"{source}: the weights entry is a {type(sd).__name__}, not a dict of tensors")
     return dict(sd)
@@ -82,6 +86,37 @@ def diff_state_dict(
         elif k in expected and not isinstance(v, torch.Tensor):
             mismatched.append(f"{k}: checkpoint holds a {type(v).__name__}, not a tensor")
     return missing, unexpected, mismatched
+
+
+def check_state_dict(
+    model: torch.nn.Module, state_dict: Mapping[str, Any], name: str = "checkpoint", strict: bool = True
+) -> None:
+    """Raise :class:`CheckpointError` naming every key of ``state_dict`` that does not fit ``model``.
+
+    Args:
+        model: the target module.
+        state_dict: the (filtered) weights.
+        name: the source, for the message.
+        strict: also fail on missing / unexpected keys (shape mismatches always fail).
+
+    Raises:
+        CheckpointError: missing / unexpected / shape-mismatched keys, all named.
+    """
+    missing, unexpected, mismatched = diff_state_dict(model, state_dict)
+    if not strict:
+        missing, unexpected = [], []
+    if missing or unexpected or mismatched:
+        parts = [f"{name} does not fit {type(model).__name__} (strict loading):"]
+        if missing:
+            parts.append(f"  missing keys ({len(missing)}): {_short_list(missing)}")
+        if unexpected:
+            parts.append(f"  unexpected keys ({len(unexpected)}): {_short_list(unexpected)}")
+        if mismatched:
+            parts.append(f"  shape mismatches ({len(mismatched)}): {_short_list(mismatched, 10)}")
+        parts.append(
+            "  Check that the architecture / config matches the checkpoint (e.g. grootv_tiny vs grootv_small)."
+        )
+        raise CheckpointError("\n".join(parts))
 
 
 def _short_list(items: Iterable[Any], limit: int = 20) -> str:
@@ -116,19 +151,7 @@ def load_weights(
     state_dict = extract_state_dict(checkpoint, use_ema=use_ema, source=name)
     if filter_fn is not None:
         state_dict = filter_fn(state_dict, model)
-    missing, unexpected, mismatched = diff_state_dict(model, state_dict)
-    if missing or unexpected or mismatched:
-        parts = [f"{name} does not fit {type(model).__name__} (strict loading):"]
-        if missing:
-            parts.append(f"  missing keys ({len(missing)}): {_short_list(missing)}")
-        if unexpected:
-            parts.append(f"  unexpected keys ({len(unexpected)}): {_short_list(unexpected)}")
-        if mismatched:
-            parts.append(f"  shape mismatches ({len(mismatched)}): {_short_list(mismatched, 10)}")
-        parts.append(
-            "  Check that the architecture / config matches the checkpoint (e.g. grootv_tiny vs grootv_small)."
-        )
-        raise CheckpointError("\n".join(parts))
+    check_state_dict(model, state_dict, name)
     model.load_state_dict(state_dict, strict=True)
     return model
 
