@@ -33,6 +33,7 @@ from .state_dict import (
     extract_state_dict,
     load_pretrained_folder,
     load_weights,
+    unwrap_state_dict,
 )
 from .transfer import gdrive_download, grootvl_home, hub_download, is_offline, push_folder, sha256sum
 from .unpickler import SAFETENSORS_SUFFIX, PickledObjectStub, RestrictedUnpickler, read_checkpoint
@@ -50,6 +51,7 @@ __all__ = [
     "is_offline",
     "read_checkpoint",
     "extract_state_dict",
+    "unwrap_state_dict",
     "diff_state_dict",
     "check_state_dict",
     "load_weights",

@@ -21,6 +21,7 @@ from .errors import CheckpointError, _first_line
 from .unpickler import read_checkpoint
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "extract_state_dict", "diff_state_dict", "check_state_dict", "load_weights",
+           "unwrap_state_dict",
            "load_pretrained_folder"]
 
 CONFIG_NAME = "config.json"
@@ -39,8 +40,8 @@ def extract_state_dict(
         source: file name used in error messages.
 
     Returns:
-        A ``{key: tensor}`` dict (possibly still nested or ``module.``-prefixed: the architecture's
-        ``checkpoint_filter_fn`` finishes the unwrapping).
+        A ``{key: tensor}`` dict, unwrapped by :func:`unwrap_state_dict` (the architecture's
+        ``checkpoint_filter_fn`` then remaps foreign key names).
 
     Raises:
         CheckpointError: not a dict, or ``model_ema`` asked for but absent.
@@ -56,15 +57,40 @@ def extract_state_dict(
         sd = checkpoint["model_ema"]
     else:
         sd = checkpoint
-        # NOTE: one level of the usual wrappers; "model" first (reference 3.5's training layout).
-        for wrapper in ("model", "state_dict", "module"):
-            inner = checkpoint.get(wrapper)
-            if isinstance(inner, Mapping) and inner and all(isinstance(k, str) for k in inner):
-                sd = inner
-                break
     if not isinstance(sd, Mapping):
         raise CheckpointError(f"{source}: the weights entry is a {type(sd).__name__}, not a dict of tensors")
-    return dict(sd)
+    return dict(unwrap_state_dict(sd, use_ema=use_ema))
+
+
+_CONTAINERS = ("model", "state_dict", "model_ema", "state_dict_ema", "module")
+_EMA_CONTAINERS = ("model_ema", "state_dict_ema", "model", "state_dict", "module")
+
+
+def unwrap_state_dict(state_dict: Mapping[str, Any], use_ema: bool = False) -> Mapping[str, Any]:
+    """Unwrap training containers and DDP prefixes; pure, no I/O, idempotent.
+
+    Unwraps ``model``, ``state_dict``, ``model_ema``, ``state_dict_ema``, ``module`` (nested ones
+    too, e.g. ``{"model_ema": {"module": {...}}}``) and strips ``module.`` key prefixes left by
+    DDP / EMA wrappers. A dict that is already native is returned unchanged (the same object).
+
+    Args:
+        state_dict: a bare state dict or a training checkpoint dict.
+        use_ema: prefer ``model_ema`` / ``state_dict_ema`` when the checkpoint has both.
+
+    Returns:
+        A mapping of parameter / buffer names to tensors.
+    """
+    sd = state_dict
+    containers = _EMA_CONTAINERS if use_ema else _CONTAINERS
+    for _ in range(4):
+        inner = next((sd[k] for k in containers if isinstance(sd.get(k), Mapping)), None)
+        if inner is None:
+            break
+        sd = inner
+    if sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):
+        # strip one level at a time: an EMA of a DDP model can carry "module.module."
+        return unwrap_state_dict({k[len("module."):]: v for k, v in sd.items()}, use_ema)
+    return sd
 
 
 def diff_state_dict(
