@@ -28,6 +28,8 @@ reference 6.3) and is kept for checkpoint fidelity. ``P = 0`` is treated the sam
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -293,9 +295,11 @@ class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
         if isinstance(config.get("config"), dict):  # NOTE: a folder the plain mixin wrote ({"config": {...}})
             config = config["config"]
         cfg = GrootLConfig.from_dict({**cls.config_defaults, **config}, **config_overrides)
-        model = super()._from_pretrained(model_id=model_id, revision=revision, cache_dir=cache_dir,
-                                         force_download=force_download, local_files_only=local_files_only,
-                                         token=token, config=cfg, map_location="cpu", strict=strict)
+        # NOTE: the mixin prints "Loading weights from local directory"; GrootL never printed.
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = super()._from_pretrained(model_id=model_id, revision=revision, cache_dir=cache_dir,
+                                             force_download=force_download, local_files_only=local_files_only,
+                                             token=token, config=cfg, map_location="cpu", strict=strict)
         if dtype is not None:
             model.to(dtype=dtype)
         model.to(device if device is not None else map_location)
