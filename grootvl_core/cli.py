@@ -237,7 +237,12 @@ def _add_convert(sub) -> argparse.ArgumentParser:
         "into a Hugging Face folder, loaded safely and strictly.",
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="source file")
-    p.add_argument("--arch", required=True, help="architecture, e.g. grootv_tiny, grootv_small, grootv_base")
+    p.add_argument(
+        "--arch",
+        required=True,
+        help="architecture (grootv_tiny, grootv_small, grootv_base, ...) or zoo model name (grootv-nano-scenes); "
+        "an architecture of a zoo entry is built with that entry's config",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--ema", action="store_true", help="convert model_ema instead of model")
     p.add_argument("--push-to-hub", metavar="REPO", help="also upload the folder to this Hub repo (org/name)")
@@ -246,26 +251,33 @@ def _add_convert(sub) -> argparse.ArgumentParser:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from . import hub, zoo
+    from . import weights, zoo
 
-    factory, filter_fn = zoo.resolve_architecture(args.arch)
-    entries = [zoo.get_entry(n) for n in zoo.list_models() if zoo.get_entry(n).arch == args.arch]
-    entry = entries[0] if entries else None
+    # --arch names a zoo entry or an architecture; an architecture of a zoo entry converts to that
+    # entry's own model (its kwargs: e.g. the bundled segmenter's 11 classes, depths 1-1-7-2).
+    if args.arch in zoo.MODELS:
+        entry = zoo.get_entry(args.arch)
+    else:
+        entry = next((zoo.get_entry(n) for n in zoo.list_models() if zoo.get_entry(n).arch == args.arch), None)
+    arch = entry.arch if entry else args.arch
+    factory, filter_fn = zoo.resolve_architecture(arch)
     card = dict(
-        arch=args.arch,
-        title=(entry.description if entry else args.arch),
+        arch=arch,
+        title=(entry.description if entry else arch),
         task=(entry.task if entry else "classification"),
         metrics=(entry.metrics if entry else {}),
         license=(entry.license if entry else "other"),
         repo_id=args.push_to_hub or args.out,
     )
-    model = factory(pretrained=False)
-    out = hub.convert_checkpoint(
+    if entry:
+        card["model_class"] = entry.model_class
+    model = zoo.build_model(entry) if entry else factory(pretrained=False)
+    out = weights.convert_checkpoint(
         args.checkpoint, model, args.out, filter_fn=filter_fn, use_ema=args.ema, card=card
     )
     print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
     if args.push_to_hub:
-        url = hub.push_folder(out, args.push_to_hub, private=args.private or None)
+        url = weights.push_folder(out, args.push_to_hub, private=args.private or None)
         print(f"pushed to {args.push_to_hub}: {url}")
     return EXIT_OK
 

@@ -29,6 +29,8 @@ from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from grootvl_core.weights.state_dict import unwrap_state_dict
+
 from .tree_ssm import SpanningTree, TreeSSM
 
 __all__ = ["GrootV", "checkpoint_filter_fn", "grootv_nano", "grootv_tiny", "grootv_small", "grootv_base",
@@ -414,19 +416,15 @@ def _init_weights(m: nn.Module) -> None:
 # Checkpoints
 # ------------------------------------------------------------------------------------------------
 
-_CONTAINERS = ("model", "state_dict", "model_ema", "state_dict_ema", "module")
-_EMA_CONTAINERS = ("model_ema", "state_dict_ema", "model", "state_dict", "module")
-
-
 def checkpoint_filter_fn(state_dict: Mapping, model: nn.Module | None = None,
                          use_ema: bool = False) -> Mapping:
     """Turn an official GrootV checkpoint (reference 3.5) into this model's ``state_dict``.
 
     Pure dict -> dict, no I/O. Unwraps the training containers (``model``, ``state_dict``,
     ``model_ema``, ``state_dict_ema``, ``module``; nested ones too) and strips ``module.`` key
-    prefixes left by DDP / EMA wrappers. The published key names equal ours (3.4), so nothing is
-    renamed. A dict that is already native is returned unchanged (the same object), so applying
-    the function twice changes nothing.
+    prefixes left by DDP / EMA wrappers, with :func:`grootvl_core.weights.unwrap_state_dict`.
+    The published key names equal ours (3.4), so nothing is renamed. A dict that is already
+    native is returned unchanged (the same object), so applying the function twice changes nothing.
 
     Args:
         state_dict: a bare state dict or a training checkpoint dict.
@@ -439,17 +437,7 @@ def checkpoint_filter_fn(state_dict: Mapping, model: nn.Module | None = None,
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"checkpoint_filter_fn: expected a state dict (a mapping), got "
                         f"{type(state_dict).__name__}")
-    sd = state_dict
-    containers = _EMA_CONTAINERS if use_ema else _CONTAINERS
-    for _ in range(4):  # e.g. {"model_ema": {"module": {...}}}
-        inner = next((sd[k] for k in containers if isinstance(sd.get(k), Mapping)), None)
-        if inner is None:
-            break
-        sd = inner
-    if sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):
-        # strip one level at a time: an EMA of a DDP model can carry "module.module."
-        return checkpoint_filter_fn({k[len("module."):]: v for k, v in sd.items()}, model)
-    return sd
+    return unwrap_state_dict(state_dict, use_ema=use_ema)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -492,29 +492,32 @@ def test_mamba_lm_defaults_to_plain_and_factories(tmp_path):
 
 
 def test_push_to_hub_uploads_the_saved_folder(monkeypatch):
+    """push_to_hub is huggingface_hub's mixin: the uploaded folder is save_pretrained's (HF Mamba config)."""
+    import types
+
     import huggingface_hub
 
     calls = {}
 
-    class FakeApi:
-        def __init__(self, token=None):
-            calls["token"] = token
+    def fake_create_repo(self, repo_id, private=None, exist_ok=False, repo_type=None, **kwargs):
+        calls["create"] = (repo_id, exist_ok, repo_type or "model")
+        calls["token"] = self.token
+        return types.SimpleNamespace(repo_id=repo_id)
 
-        def create_repo(self, repo_id, private=None, exist_ok=False, repo_type=None):
-            calls["create"] = (repo_id, exist_ok, repo_type)
+    def fake_upload_folder(self, *, repo_id, folder_path, commit_message="", revision=None, **kwargs):
+        from pathlib import Path
 
-        def upload_folder(self, repo_id, folder_path, revision=None, commit_message="", repo_type=None):
-            from pathlib import Path
+        calls["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+        calls["config"] = json.loads((Path(folder_path) / "config.json").read_text())
+        return "commit-info"
 
-            calls["files"] = sorted(p.name for p in Path(folder_path).iterdir())
-            calls["config"] = json.loads((Path(folder_path) / "config.json").read_text())
-            return "commit-info"
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", fake_create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", fake_upload_folder)
     model = tiny_model()
     assert model.push_to_hub("me/tiny-grootl", token="t") == "commit-info"
     assert calls["create"] == ("me/tiny-grootl", True, "model") and calls["token"] == "t"
-    assert calls["files"] == ["config.json", "model.safetensors"]
+    assert {"config.json", "model.safetensors"} <= set(calls["files"]) <= {"config.json", "model.safetensors",
+                                                                             "README.md"}
     assert calls["config"]["tree_scale"] == 0.3 and calls["config"]["architectures"] == ["MambaForCausalLM"]
 
 
