@@ -27,6 +27,9 @@ import torch
 from torch import Tensor
 
 from grootvl_core.ops import TreeOrder, bfs, minimum_spanning_tree
+# NOTE: chain_tree lives in ops (the vision raster ablation uses it too); re-exported here, with its
+# cache (_chain_tree_cpu), for callers and tests that import it from this module.
+from grootvl_core.ops.chain import _chain_tree_cpu, chain_tree  # noqa: F401
 
 __all__ = [
     "band_graph_edges",
@@ -86,31 +89,6 @@ def band_graph_edges(length: int, context_length: int, band: int = 3,
     # NOTE: P = 0 would add the flipped pair [L-1, L] (out of range); its tree is the chain too.
     p = max(context_length, 1)
     return _band_graph_edges_cpu(length, p, band).to(device=device, copy=True)
-
-
-@functools.lru_cache(maxsize=64)
-@torch.inference_mode(False)
-def _chain_tree_cpu(length: int) -> tuple[Tensor, Tensor, Tensor]:
-    order = torch.arange(length - 1, -1, -1, dtype=torch.int64)  # root L-1, then L-2, ... 0
-    parent = (torch.arange(length, dtype=torch.int64) - 1).clamp_(min=0)
-    depth = torch.arange(length, dtype=torch.int64)
-    return order, parent, depth
-
-
-def chain_tree(batch: int, length: int, device: torch.device | str | None = None) -> TreeOrder:
-    """Tree 1: the chain ``parent(t) = t + 1`` rooted at the last token, already in BFS order.
-
-    Args:
-        batch: ``B``.
-        length: ``L >= 1``.
-        device: device of the result.
-
-    Returns:
-        :class:`~grootvl_core.ops.TreeOrder` with ``(B, L)`` int64 tensors.
-    """
-    # NOTE: copies, never views of the cached tensors: a caller may write into its tree, and a view
-    # made under torch.inference_mode would be an inference tensor that autograd cannot save later.
-    return TreeOrder(*(t.to(device).repeat(batch, 1) for t in _chain_tree_cpu(int(length))))
 
 
 def normalize_context_lengths(context_lengths, batch: int, length: int) -> list[int]:

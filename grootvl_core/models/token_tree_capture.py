@@ -26,10 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from grootvl_core.ops import TreeOrder
+from grootvl_core.ops import TreeOrder, chain_tree
 
 from .grootl import GrootLMixer
-from .grootl_tree import chain_tree
 
 __all__ = ["TokenTreeRecord", "capture_token_trees", "mean_path_products_to_root", "path_products_to_root"]
 

@@ -67,11 +67,9 @@ def build_grid_tree(feature: Tensor) -> SpanningTree:
 def raster_chain(batch: int, height: int, width: int, device=None) -> SpanningTree:
     """The row-major chain of an ``H x W`` grid as a tree rooted at the last pixel (``parent(v) =
     v + 1``), for the ``scan_order="raster"`` ablation: its subtree scan is a causal 1-D scan."""
-    from .grootl_tree import chain_tree
-
     v = height * width
     edges = torch.stack([torch.arange(v - 1), torch.arange(1, v)], dim=1).to(torch.int32)
-    return SpanningTree(edges.to(device).expand(batch, -1, -1), chain_tree(batch, v, device), height, width)
+    return SpanningTree(edges.to(device).expand(batch, -1, -1), ops.chain_tree(batch, v, device), height, width)
 
 
 # Called as capture(module, tree, abar) with abar (B, D, V) float32, detached; see tree_capture.py.

@@ -14,6 +14,7 @@ chain and ``python -m grootvl_core.ops.selfcheck`` the GPU self-check).
 """
 
 from .backend import backend
+from .chain import chain_tree
 from .depthwise_conv import depthwise_conv_silu
 from .graph import cosine_edge_weights, grid_edges, num_grid_edges
 from .grid_tree import grid_spanning_tree, grid_spanning_tree_ref
@@ -27,6 +28,7 @@ __all__ = [
     "backend",
     "bfs",
     "bfs_ref",
+    "chain_tree",
     "cosine_edge_weights",
     "depthwise_conv_silu",
     "grid_edges",

@@ -28,8 +28,8 @@ import torch
 
 from . import reference
 
-__all__ = ["backend", "eager_native", "fused_cpu", "implementation", "load_gpu_backend", "native_error",
-           "triton_interpreted"]
+__all__ = ["backend", "eager_native", "fused_cpu", "fused_cpu_eligible", "implementation", "load_gpu_backend",
+           "native_error", "triton_interpreted"]
 
 _MODES = ("auto", "native", "reference", "cuda", "triton")
 _GPU_CHAIN = {"auto": ("cuda", "triton"), "native": ("cuda",), "cuda": ("cuda",), "triton": ("triton",)}
@@ -252,6 +252,37 @@ def fused_cpu(*tensors: torch.Tensor) -> ModuleType | None:
     return None if impl is reference or getattr(impl, "NAME", None) == "triton" else impl
 
 
+def _unobserved() -> bool:
+    """True when nothing can observe an op call beyond its result: not compiling or tracing, no
+    ``TorchDispatchMode`` or ``__torch_function__`` mode active, no profiler running."""
+    if torch.compiler.is_compiling():  # first: dynamo folds it to True and traces nothing below
+        return False
+    return not (torch._C._len_torch_dispatch_stack() or torch._C._is_torch_function_mode_enabled()
+                or torch._C._autograd._profiler_enabled())
+
+
+def fused_cpu_eligible(*tensors: torch.Tensor, dtype: torch.dtype = torch.float32) -> ModuleType | None:
+    """THE rule for "may this call run a fused native CPU inference kernel?"; the module, or None.
+
+    Used by every op with such a kernel (``depthwise_conv_silu``, ``ssm_discretize``,
+    ``ssm_output``, the eager ``grid_spanning_tree``). Allowed only when it changes nothing
+    observable: nothing compiling or tracing, no dispatch or ``__torch_function__`` mode, no
+    profiler (see :func:`eager_native`), no gradient needed by any of ``tensors``, all of them
+    plain tensors or parameters on the CPU with ``dtype``, and the compiled CPU op serving (not the
+    reference, not Triton). Otherwise the caller runs its PyTorch formula.
+    """
+    if not _unobserved():
+        return None
+    grad = torch.is_grad_enabled()
+    for t in tensors:
+        # NOTE: nn.Parameter is allowed (module weights reach the kernels as parameters); it
+        # disables __torch_function__, so a parameter is a plain tensor to the dispatcher.
+        if (type(t) not in (torch.Tensor, torch.nn.Parameter) or t.device.type != "cpu" or t.dtype != dtype
+                or (grad and t.requires_grad)):
+            return None
+    return fused_cpu(*tensors)
+
+
 def eager_native(*tensors: torch.Tensor) -> ModuleType | None:
     """The backend module for a direct call that skips the torch custom-op dispatch, or None.
 
@@ -263,10 +294,7 @@ def eager_native(*tensors: torch.Tensor) -> ModuleType | None:
     keep their names in traces), plain tensors on one CPU or CUDA device, and a native or Triton
     backend selected (not the reference).
     """
-    if torch.compiler.is_compiling():  # first: dynamo folds it to True and traces nothing below
-        return None
-    if (torch._C._len_torch_dispatch_stack() or torch._C._is_torch_function_mode_enabled()
-            or torch._C._autograd._profiler_enabled()):
+    if not _unobserved():
         return None
     grad = torch.is_grad_enabled()
     device = tensors[0].device

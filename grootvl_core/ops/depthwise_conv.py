@@ -5,11 +5,10 @@ graph, under ``torch.compile``, on other devices, for other dtypes, or without a
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from . import reference
-from .backend import fused_cpu
+from .backend import fused_cpu_eligible
 
 __all__ = ["depthwise_conv_silu"]
 
@@ -31,12 +30,8 @@ def depthwise_conv_silu(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tenso
         raise ValueError(f"depthwise_conv_silu: need x (B, H, W, C) and weight (C, 1, k, k) with odd k, got "
                          f"{tuple(x.shape)} and {tuple(weight.shape)}")
     tensors = (x, weight) if bias is None else (x, weight, bias)
-    fused = (x.device.type == "cpu" and all(t.dtype == torch.float32 for t in tensors)
-             and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
-             and not torch.compiler.is_compiling())
-    if fused:
-        impl = fused_cpu(x)
-        if impl is not None:
-            return impl.depthwise_conv_silu(x.contiguous(), weight.contiguous(),
-                                            None if bias is None else bias.contiguous())
+    impl = fused_cpu_eligible(*tensors)
+    if impl is not None:
+        return impl.depthwise_conv_silu(x.contiguous(), weight.contiguous(),
+                                        None if bias is None else bias.contiguous())
     return reference.depthwise_conv_silu(x, weight, bias)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .backend import eager_native, fused_cpu
+from .backend import fused_cpu, fused_cpu_eligible
 from .graph import cosine_edge_weights, grid_edges
 from .spanning_tree import TreeOrder, bfs, bfs_ref, minimum_spanning_tree, minimum_spanning_tree_ref
 
@@ -66,8 +66,8 @@ def grid_spanning_tree(feature: Tensor) -> tuple[Tensor, TreeOrder]:
     _check_feature("grid_spanning_tree", feature)
     with torch.no_grad():
         f = feature.detach().float()
-        native = fused_cpu(f) if eager_native(f) is not None else None
-        # eager: the fused kernel itself, without the custom-op dispatch (see backend.eager_native)
+        native = fused_cpu_eligible(f)
+        # eager: the fused kernel itself, without the custom-op dispatch (see backend.fused_cpu_eligible)
         # (the op packet: calls of the CustomOpDef can go missing from torch.profiler traces)
         tree, order, parent, depth = (native.grid_tree(f) if native is not None
                                       else torch.ops.grootvl.grid_spanning_tree(f))

@@ -5,11 +5,10 @@ autograd needs the graph, on other devices, for other dtypes, or without a nativ
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from . import reference
-from .backend import fused_cpu
+from .backend import fused_cpu_eligible
 
 __all__ = ["ssm_discretize"]
 
@@ -28,10 +27,7 @@ def ssm_discretize(dt: Tensor, bias: Tensor, a: Tensor, b: Tensor, u: Tensor) ->
         ``(abar, x)``, each ``(B, L, D)`` float32.
     """
     tensors = (dt, bias, a, b, u)
-    fused = (dt.device.type == "cpu" and dt.dim() == 3 and all(t.dtype == torch.float32 for t in tensors)
-             and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)))
-    if fused:
-        impl = fused_cpu(dt)
-        if impl is not None:
-            return impl.ssm_discretize(dt.contiguous(), bias.contiguous(), a.contiguous(), b, u.contiguous())
+    impl = fused_cpu_eligible(*tensors) if dt.dim() == 3 else None
+    if impl is not None:
+        return impl.ssm_discretize(dt.contiguous(), bias.contiguous(), a.contiguous(), b, u.contiguous())
     return reference.ssm_discretize(dt, bias, a, b, u)

@@ -5,11 +5,10 @@ devices, for other dtypes, or without a native build."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from . import reference
-from .backend import fused_cpu
+from .backend import fused_cpu_eligible
 
 __all__ = ["ssm_output"]
 
@@ -36,12 +35,9 @@ def ssm_output(h: Tensor, u: Tensor, c: Tensor, ds: Tensor, h_norm: nn.LayerNorm
     ow, ob, dsf = out_norm.weight.float(), out_norm.bias.float(), ds.float()
     h_eps = h_norm.eps if h_norm is not None else 0.0
     tensors = [h, u, c, dsf, ow, ob, z] + ([hw, hb] if hw is not None else [])
-    fused = (h.device.type == "cpu" and all(t.dtype == torch.float32 for t in tensors)
-             and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)))
-    if fused:
-        impl = fused_cpu(h)
-        if impl is not None:
-            return impl.ssm_output(h.contiguous(), u.contiguous(), c, dsf.contiguous(), hw, hb, h_eps,
-                                   ow.contiguous(), ob.contiguous(), out_norm.eps,
-                                   z if z.stride(-1) == 1 else z.contiguous(), silu_gate)
+    impl = fused_cpu_eligible(*tensors)
+    if impl is not None:
+        return impl.ssm_output(h.contiguous(), u.contiguous(), c, dsf.contiguous(), hw, hb, h_eps,
+                               ow.contiguous(), ob.contiguous(), out_norm.eps,
+                               z if z.stride(-1) == 1 else z.contiguous(), silu_gate)
     return reference.ssm_output(h, u, c, dsf, hw, hb, h_eps, ow, ob, out_norm.eps, z, silu_gate)

@@ -225,3 +225,15 @@ def test_missing_sources_are_reported_as_such_not_as_a_missing_compiler(fresh_ch
         assert ops.backend("cpu") == "reference"
     text = str(caught[0].message)
     assert "no C++ sources" in text and "reinstall grootvl" in text and "compiler" not in text
+
+
+def test_chain_tree_lives_in_ops_and_the_language_module_re_exports_it():
+    """The vision raster ablation takes the chain from ops, not from the language model's module."""
+    import grootvl_core.models.tree_ssm as tree_ssm
+    from grootvl_core.models import grootl_tree
+    from grootvl_core.ops import chain_tree
+
+    assert grootl_tree.chain_tree is chain_tree
+    assert "grootl_tree" not in open(tree_ssm.__file__).read()
+    tree = chain_tree(2, 4)
+    assert tree.order.tolist() == [[3, 2, 1, 0]] * 2 and tree.parent.tolist() == [[0, 0, 1, 2]] * 2

@@ -846,3 +846,55 @@ def test_treessm_conv_step_with_and_without_autograd(use_native):
     with torch.no_grad():
         fused = m(x)
     torch.testing.assert_close(fused, m(x), rtol=1e-4, atol=1e-5)
+
+
+def test_every_fused_cpu_caller_steps_aside_when_something_observes_the_call(use_native, monkeypatch):
+    """One rule (ops.backend.fused_cpu_eligible) for every fused CPU kernel: under a dispatch
+    mode, the profiler, torch.compile tracing or with gradients, no caller calls the kernel."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    calls: list[str] = []
+
+    class Recorder:
+        def __init__(self, mod):
+            self._mod = mod
+
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(self._mod, name)
+
+    real = backend_mod.fused_cpu
+    monkeypatch.setattr(backend_mod, "fused_cpu",
+                        lambda *t: None if real(*t) is None else Recorder(real(*t)))
+    g = torch.Generator().manual_seed(0)
+    x, w, bias = torch.randn(1, 5, 6, 4, generator=g), torch.randn(4, 1, 3, 3, generator=g), torch.randn(4)
+    dt, u = torch.randn(1, 30, 4, generator=g), torch.randn(1, 30, 4, generator=g)
+    b, a = torch.randn(1, 30, 1, generator=g), -torch.rand(4, generator=g)
+    h, z, c = torch.randn(1, 30, 4, generator=g), torch.randn(1, 30, 4, generator=g), torch.randn(1, 30, 1)
+    norm = torch.nn.LayerNorm(4)
+
+    def run_all():
+        ops.depthwise_conv_silu(x, w, bias)
+        ops.ssm_discretize(dt, bias, a, b, u)
+        ops.ssm_output(h, u, c, torch.ones(4), None, norm, z)
+        ops.grid_spanning_tree(torch.randn(1, 4, 5, 6, generator=g))
+
+    class Spy(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    with torch.no_grad():
+        run_all()
+        assert set(calls) == {"depthwise_conv_silu", "ssm_discretize", "ssm_output", "grid_tree"}
+        for observer in (Spy, torch.profiler.profile):
+            calls.clear()
+            with observer():
+                run_all()  # (the grid tree's custom op still runs its kernel inside the op, unseen here)
+            assert calls == [], observer
+        assert backend_mod.fused_cpu_eligible(x, torch.nn.Parameter(w)) is not None
+        assert backend_mod.fused_cpu_eligible(x.double()) is None
+    w.requires_grad_()
+    assert backend_mod.fused_cpu_eligible(x, w) is None  # autograd needs PyTorch's graph
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    with torch.no_grad():
+        assert backend_mod.fused_cpu_eligible(x) is None
