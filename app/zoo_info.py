@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from grootvl_core import zoo
 
-__all__ = ["SOURCE_TEXT", "default_model", "model_choices", "zoo_rows", "ZOO_COLUMNS"]
+__all__ = ["source_text", "default_model", "model_choices", "zoo_rows", "ZOO_COLUMNS"]
 
-SOURCE_TEXT = {
-    "bundled": "bundled (offline)",
-    "cache": "converted, cached (offline)",
-    "hub-cache": "Hub, cached (offline)",
-    "official-downloaded": "official file downloaded (offline)",
-    "hub": "Hugging Face Hub (downloads on first use)",
-    "official": "authors' Google Drive file (downloads + converts on first use)",
-    "none": "no weights",
-}
+
+def source_text(name: str | zoo.ZooEntry) -> str:
+    """Where the model's weights come from now, naming the real source (:func:`zoo.locate_weights`)."""
+    return zoo.locate_weights(name).describe()
+
 
 ZOO_COLUMNS = ["model", "task", "parameters", "reported metrics", "available offline", "weights from",
                "description"]
@@ -22,10 +18,9 @@ ZOO_COLUMNS = ["model", "task", "parameters", "reported metrics", "available off
 
 def model_choices(task: str) -> list[tuple[str, str]]:
     """``(label, name)`` of the task's models, offline-ready first."""
-    names = zoo.list_models(task)
-    ready = [n for n in names if zoo.weights_source(n) in zoo.OFFLINE_SOURCES]
-    rest = [n for n in names if n not in ready]
-    return [(f"{n} · {SOURCE_TEXT[zoo.weights_source(n)]}", n) for n in ready + rest]
+    found = {n: zoo.locate_weights(n) for n in zoo.list_models(task)}
+    order = [n for n, loc in found.items() if loc.offline] + [n for n, loc in found.items() if not loc.offline]
+    return [(f"{n} · {found[n].describe()}", n) for n in order]
 
 
 def default_model(task: str) -> str | None:
@@ -45,8 +40,8 @@ def zoo_rows() -> list[list[str]]:
     rows = []
     for name in zoo.list_models():
         entry = zoo.get_entry(name)
-        source = zoo.weights_source(entry)
+        loc = zoo.locate_weights(entry)
         metrics = ", ".join(f"{k} {v:g}" for k, v in entry.metrics.items()) or "-"
-        rows.append([name, entry.task, _params(entry), metrics,
-                     "yes" if source in zoo.OFFLINE_SOURCES else "no", SOURCE_TEXT[source], entry.description])
+        rows.append([name, entry.task, _params(entry), metrics, "yes" if loc.offline else "no", loc.describe(),
+                     entry.description])
     return rows

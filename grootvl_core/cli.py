@@ -121,15 +121,8 @@ def _run_zoo(args: argparse.Namespace) -> int:
     rows = [("name", "task", "params", "FLOPs", "reported", "cached", "source")]
     for name in zoo.list_models(args.task):
         e = zoo.get_entry(name)
-        src = zoo.weights_source(e)
-        where = {
-            "bundled": f"bundled checkpoints/{e.bundled}",
-            "cache": f"converted {zoo.cache_dir(e)}",
-            "hub-cache": f"hub {zoo.hub_repo_id(e)} (cached)",
-            "hub": f"hub {zoo.hub_repo_id(e)}" + (" / official gdrive" if e.official else ""),
-            "official": f"official gdrive {e.official.gdrive_id}" if e.official else "-",
-            "official-downloaded": f"official file in {zoo.hub.grootvl_home() / 'downloads'} (converted on first load)",
-        }.get(src, "-")
+        loc = zoo.locate_weights(e)
+        where = loc.describe(detail=True)
         shown = [f"{k} {v}" for k, v in list(e.metrics.items())[:3]]
         more = len(e.metrics) - len(shown)
         metrics = (", ".join(shown) + (f" (+{more} more)" if more > 0 else "")) or "-"
@@ -140,7 +133,7 @@ def _run_zoo(args: argparse.Namespace) -> int:
                 _format_params(e.params),
                 e.flops or "-",
                 metrics,
-                "yes" if src in zoo.OFFLINE_SOURCES else "no",
+                "yes" if loc.offline else "no",
                 where,
             )
         )

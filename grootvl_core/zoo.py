@@ -5,20 +5,24 @@ ids), 3.1 (configurations, parameter counts, FLOPs), 3.6 (evaluation preprocessi
 ("Zoo"). Like timm's ``default_cfgs`` and SAM's ``sam_model_registry``, entries are plain data; the
 few functions below the table resolve them.
 
-Where weights come from, in the order :func:`load_model` tries them:
+Where weights come from, in the order :func:`load_model` tries them (the table ``_LOCATORS``;
+:func:`locate_weights` answers for one entry, and everything else reads that answer):
 
 1. ``bundled``: a folder ``checkpoints/<bundled>/`` (``config.json`` + ``model.safetensors``) in
    the repository, or its copy inside an installed wheel (``grootvl_core/_checkpoints/``), or
    under ``$GROOTVL_CHECKPOINTS``; works offline.
-2. the local converted cache ``$GROOTVL_HOME/models/<name>/`` (default ``~/.cache/grootvl``).
-3. ``hub_repo``: a Hugging Face repo ``<org>/<hub_repo>``; ``<org>`` is ``$GROOTVL_HUB_ORG``
-   (default :data:`DEFAULT_HUB_ORG`), or the entry holds a full ``org/name`` id. Files are cached
-   in the usual Hugging Face cache (``HF_HUB_CACHE``).
-4. ``official``: the authors' training checkpoint on Google Drive (reference 5), downloaded once
+2. ``cache``: the local converted cache ``$GROOTVL_HOME/models/<name>/`` (default ``~/.cache/grootvl``).
+3. ``hub-cache``: a Hub repo (see 5) already in the usual Hugging Face cache (``HF_HUB_CACHE``).
+4. ``official-downloaded``: the authors' file of (6) already downloaded, converted on first load.
+5. ``hub``: a Hugging Face repo. A full ``org/name`` in ``hub_repo`` names a repo that exists
+   (``state-spaces/mamba-130m-hf``); a table entry mirroring converted weights there must pin
+   ``hub_revision``. A bare name is an opt-in mirror, ``$GROOTVL_HUB_ORG/<hub_repo>``, looked for
+   only with ``GROOTVL_HUB_ORG`` set (there is no default organisation).
+6. ``official``: the authors' training checkpoint on Google Drive (reference 5), downloaded once
    with gdown into ``$GROOTVL_HOME/downloads/``, verified, then converted once into (2).
 
-With ``HF_HUB_OFFLINE=1`` (or no network) only (1), (2) and already-cached (3) work; the error
-raised otherwise lists :func:`available_offline`.
+With ``HF_HUB_OFFLINE=1`` (or no network) only (1)-(4) work; the error raised otherwise lists
+:func:`available_offline`.
 
 Adding a model: append a :class:`ZooEntry` to ``_ENTRIES`` (or call :func:`register`).
 """
@@ -39,13 +43,14 @@ from .data.fashion_mnist import FASHION_MNIST_CLASSES
 from .data.scenes import SCENE_CLASSES, SCENE_PALETTE
 
 __all__ = [
-    "DEFAULT_HUB_ORG",
     "Preprocess",
     "OfficialCheckpoint",
     "ZooEntry",
     "MODELS",
     "TASKS",
+    "SOURCES",
     "OFFLINE_SOURCES",
+    "WeightsLocation",
     "register",
     "list_models",
     "get_entry",
@@ -59,10 +64,11 @@ __all__ = [
     "build_model",
     "load_model",
     "load_local_weights",
+    "weights_locations",
+    "locate_weights",
     "weights_source",
 ]
 
-DEFAULT_HUB_ORG = "grootvl"
 TASKS = ("classification", "segmentation", "generation")
 
 
@@ -115,8 +121,9 @@ class ZooEntry:
         arch: architecture factory name (``grootv_tiny``), resolved by :func:`resolve_architecture`.
         model_class: class name in ``grootvl_core.models`` used for Hub folders (``from_pretrained``).
         kwargs: extra config passed to the factory.
-        hub_repo: Hub repo name (org from ``$GROOTVL_HUB_ORG``) or full ``org/name`` id.
-        hub_revision: branch / tag / commit on the Hub.
+        hub_repo: full ``org/name`` id of a Hub repo that exists, or the bare name of an opt-in
+            mirror (``$GROOTVL_HUB_ORG/<hub_repo>``, used only with ``GROOTVL_HUB_ORG`` set).
+        hub_revision: branch / tag / commit on the Hub (required for a full id mirroring ``official``).
         bundled: folder name under ``checkpoints/``.
         official: the authors' checkpoint to convert.
         preprocess: input preprocessing.
@@ -275,7 +282,7 @@ _BUNDLED: list[ZooEntry] = [
     ),
 ]
 
-MODELS: dict[str, ZooEntry] = {e.name: e for e in _BUNDLED + _ENTRIES}
+MODELS: dict[str, ZooEntry] = {}
 
 
 def register(entry: ZooEntry, overwrite: bool = False) -> ZooEntry:
@@ -289,16 +296,27 @@ def register(entry: ZooEntry, overwrite: bool = False) -> ZooEntry:
         ``entry``.
 
     Raises:
-        ValueError: duplicate name without ``overwrite``, or an unknown task.
+        ValueError: duplicate name without ``overwrite``, an unknown task, or a Hub mirror of the
+            official weights named by full id without a pinned ``hub_revision``.
     """
     if entry.task not in TASKS:
         raise ValueError(f"zoo.register: task must be one of {TASKS}, got {entry.task!r}")
+    if entry.official is not None and entry.hub_repo and "/" in entry.hub_repo and not entry.hub_revision:
+        raise ValueError(
+            f"zoo.register: {entry.name!r} mirrors its official weights at {entry.hub_repo!r}: pin hub_revision "
+            "(or give a bare name, used only with GROOTVL_HUB_ORG set)"
+        )
     if entry.name in MODELS and not overwrite:
         raise ValueError(
             f"zoo.register: {entry.name!r} is already in the zoo; pass overwrite=True to replace it"
         )
     MODELS[entry.name] = entry
     return entry
+
+
+for _entry in _BUNDLED + _ENTRIES:
+    register(_entry)  # the same checks as any added entry
+del _entry
 
 
 def list_models(task: str | None = None) -> list[str]:
@@ -325,18 +343,24 @@ def get_entry(name: str) -> ZooEntry:
 
 
 # ------------------------------------------------------------------------------------------------
-# Locations
+# Locations: where an entry's weights are, in the one order everything here uses
 # ------------------------------------------------------------------------------------------------
 
 
 def hub_repo_id(entry: ZooEntry | str) -> str | None:
-    """Full Hub repo id of an entry: ``$GROOTVL_HUB_ORG/<hub_repo>`` unless ``hub_repo`` has an org."""
+    """Full Hub repo id of an entry, or None when it names none that exists.
+
+    A full ``org/name`` in ``hub_repo`` is used as is. A bare name is a mirror of converted weights
+    and is opt-in: ``$GROOTVL_HUB_ORG/<hub_repo>`` only with ``GROOTVL_HUB_ORG`` set.
+    """
     entry = get_entry(entry)
     if not entry.hub_repo:
         return None
     if "/" in entry.hub_repo:
         return entry.hub_repo
-    return f"{os.environ.get('GROOTVL_HUB_ORG') or DEFAULT_HUB_ORG}/{entry.hub_repo}"
+    # NOTE: no default organisation: whoever registered it would serve the demo's weights.
+    org = os.environ.get("GROOTVL_HUB_ORG")
+    return f"{org}/{entry.hub_repo}" if org else None
 
 
 def _checkpoints_root() -> Path:
@@ -384,36 +408,119 @@ def _hub_snapshot(entry: ZooEntry) -> Path | None:
     return paths[0].parent if paths[0].parent == paths[1].parent else None
 
 
-def weights_source(entry: ZooEntry | str) -> str:
-    """Where the weights would come from now: ``bundled``, ``cache``, ``hub-cache``,
-    ``official-downloaded`` (convert only), ``hub``, ``official`` (download + convert) or ``none``."""
-    entry = get_entry(entry)
-    if bundled_dir(entry):
-        return "bundled"
-    if _is_model_folder(cache_dir(entry)):
-        return "cache"
-    if _hub_snapshot(entry):
-        return "hub-cache"
-    if entry.official and _official_path(entry).is_file():
-        return "official-downloaded"
-    if entry.hub_repo:
-        return "hub"
-    if entry.official:
-        return "official"
-    return "none"
-
-
-OFFLINE_SOURCES = ("bundled", "cache", "hub-cache", "official-downloaded")
-
-
 def _official_path(entry: ZooEntry) -> Path:
     return hub.grootvl_home() / "downloads" / entry.official.filename
+
+
+@dataclass(frozen=True)
+class WeightsLocation:
+    """One place an entry's weights come from (an answer of :func:`locate_weights`).
+
+    Attributes:
+        kind: one of :data:`SOURCES`, or ``"none"``.
+        path: the local folder (``bundled``, ``cache``, ``hub-cache``) or file (``official-downloaded``).
+        repo: Hub repo id (``hub-cache``, ``hub``).
+        revision: Hub revision (``hub-cache``, ``hub``).
+        official: the authors' checkpoint (``official-downloaded``, ``official``).
+    """
+
+    kind: str
+    path: Path | None = None
+    repo: str | None = None
+    revision: str | None = None
+    official: OfficialCheckpoint | None = None
+
+    @property
+    def offline(self) -> bool:
+        """True when loading from here needs no network."""
+        return self.kind in OFFLINE_SOURCES
+
+    def describe(self, detail: bool = False) -> str:
+        """One line naming the real source (for the UI and ``zoo``); ``detail`` adds paths / ids."""
+        repo = self.repo + (f"@{self.revision}" if self.revision else "") if self.repo else ""
+        gdrive = f"authors' Google Drive file {self.official.filename}" if self.official else ""
+        if detail and self.official:
+            gdrive += f" (id {self.official.gdrive_id})"
+        where = f" in {self.path}" if detail and self.path else ""
+        return {
+            "bundled": f"bundled{where} (offline)",
+            "cache": f"converted, cached{where} (offline)",
+            "hub-cache": f"Hugging Face Hub {repo}, cached{where} (offline)",
+            "official-downloaded": f"{gdrive}, downloaded{where} (offline; converted on first load)",
+            "hub": f"Hugging Face Hub {repo} (downloads on first use)",
+            "official": f"{gdrive} (downloads + converts on first use)",
+        }.get(self.kind, "no weights")
+
+
+def _at_bundled(entry: ZooEntry) -> WeightsLocation | None:
+    folder = bundled_dir(entry)
+    return WeightsLocation("bundled", path=folder) if folder else None
+
+
+def _at_cache(entry: ZooEntry) -> WeightsLocation | None:
+    folder = cache_dir(entry)
+    return WeightsLocation("cache", path=folder) if _is_model_folder(folder) else None
+
+
+def _at_hub_cache(entry: ZooEntry) -> WeightsLocation | None:
+    folder = _hub_snapshot(entry)
+    if folder is None:
+        return None
+    return WeightsLocation("hub-cache", path=folder, repo=hub_repo_id(entry), revision=entry.hub_revision)
+
+
+def _at_official_downloaded(entry: ZooEntry) -> WeightsLocation | None:
+    if entry.official is None or not _official_path(entry).is_file():
+        return None
+    return WeightsLocation("official-downloaded", path=_official_path(entry), official=entry.official)
+
+
+def _at_hub(entry: ZooEntry) -> WeightsLocation | None:
+    repo = hub_repo_id(entry)
+    return WeightsLocation("hub", repo=repo, revision=entry.hub_revision) if repo else None
+
+
+def _at_official(entry: ZooEntry) -> WeightsLocation | None:
+    return WeightsLocation("official", official=entry.official) if entry.official else None
+
+
+# The order in which weights are looked for: the local ones (no network) first, then the remote
+# ones. Everything that depends on the order reads this table (through :func:`weights_locations`).
+_LOCATORS: tuple[tuple[str, Callable[[ZooEntry], WeightsLocation | None]], ...] = (
+    ("bundled", _at_bundled),
+    ("cache", _at_cache),
+    ("hub-cache", _at_hub_cache),
+    ("official-downloaded", _at_official_downloaded),
+    ("hub", _at_hub),
+    ("official", _at_official),
+)
+SOURCES = tuple(kind for kind, _ in _LOCATORS)
+OFFLINE_SOURCES = SOURCES[:4]
+
+
+def weights_locations(entry: ZooEntry | str) -> list[WeightsLocation]:
+    """Every place an entry's weights can come from now, in the order :func:`load_model` tries them
+    (local places only where the files are there; never touches the network)."""
+    entry = get_entry(entry)
+    return [loc for _, find in _LOCATORS if (loc := find(entry)) is not None]
+
+
+def locate_weights(entry: ZooEntry | str) -> WeightsLocation:
+    """Where an entry's weights come from now (the first of :func:`weights_locations`), or a
+    location of kind ``"none"``."""
+    return next(iter(weights_locations(entry)), WeightsLocation("none"))
+
+
+def weights_source(entry: ZooEntry | str) -> str:
+    """Kind of :func:`locate_weights`: ``bundled``, ``cache``, ``hub-cache``, ``official-downloaded``
+    (convert only), ``hub``, ``official`` (download + convert) or ``none``."""
+    return locate_weights(entry).kind
 
 
 def is_cached(name: ZooEntry | str) -> bool:
     """True if the model loads without network (bundled, converted cache, Hub cache, or an
     official file already downloaded and only waiting to be converted)."""
-    return weights_source(name) in OFFLINE_SOURCES
+    return locate_weights(name).offline
 
 
 def available_offline(task: str | None = None) -> list[str]:
@@ -506,7 +613,7 @@ def load_local_weights(
 
 
 def load_model(name: ZooEntry | str, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Load a zoo model with its weights (bundled, converted cache, Hub, or official + convert).
+    """Load a zoo model with its weights from the first place :func:`weights_locations` names.
 
     Args:
         name: zoo name (see :func:`list_models`).
@@ -523,36 +630,31 @@ def load_model(name: ZooEntry | str, device: str | torch.device = "cpu") -> torc
     """
     entry = get_entry(name)
     cls = _model_class(entry)
-    folder = bundled_dir(entry)
-    if folder is None and _is_model_folder(cache_dir(entry)):
-        folder = cache_dir(entry)
-    if folder is None:
-        folder = _hub_snapshot(entry)
-    if folder is not None:
-        return hub.load_pretrained_folder(cls, folder, device=device)
-
-    if entry.official is not None and _official_path(entry).is_file():
-        return _convert_official(entry, device)  # downloaded earlier: no network needed
+    locations = weights_locations(entry)
     reasons = []
-    repo = hub_repo_id(entry)
-    if repo is not None:
-        try:
-            hub.hub_download(repo, hub.CONFIG_NAME, revision=entry.hub_revision)
-            weights = hub.hub_download(repo, hub.WEIGHTS_NAME, revision=entry.hub_revision)
-            return hub.load_pretrained_folder(cls, weights.parent, device=device)
-        except hub.OfflineError as exc:
-            reasons.append(str(exc))
-        except hub.CheckpointError as exc:
-            if entry.official is None:
-                raise
-            reasons.append(str(exc))  # repo not published: fall back to the official file
-    if entry.official is not None:
-        if hub.is_offline():
-            raise _offline_error(entry, "its weights are not cached and HF_HUB_OFFLINE=1 is set")
-        try:
-            return _convert_official(entry, device)
-        except hub.OfflineError as exc:
-            reasons.append(str(exc))
+    for i, loc in enumerate(locations):
+        if loc.kind in ("bundled", "cache", "hub-cache"):
+            return hub.load_pretrained_folder(cls, loc.path, device=device)
+        if loc.kind == "official-downloaded":
+            return _convert_official(entry, device)  # downloaded earlier: no network needed
+        if loc.kind == "hub":
+            try:
+                hub.hub_download(loc.repo, hub.CONFIG_NAME, revision=loc.revision)
+                weights = hub.hub_download(loc.repo, hub.WEIGHTS_NAME, revision=loc.revision)
+                return hub.load_pretrained_folder(cls, weights.parent, device=device)
+            except hub.OfflineError as exc:
+                reasons.append(str(exc))
+            except hub.CheckpointError as exc:
+                if i == len(locations) - 1:
+                    raise
+                reasons.append(str(exc))  # repo not published: fall back to the next place
+        elif loc.kind == "official":
+            if hub.is_offline():
+                raise _offline_error(entry, "its weights are not cached and HF_HUB_OFFLINE=1 is set")
+            try:
+                return _convert_official(entry, device)
+            except hub.OfflineError as exc:
+                reasons.append(str(exc))
     if not reasons:
         raise ValueError(
             f"zoo entry {entry.name!r} names no weights (no bundled folder, Hub repo or official file)"

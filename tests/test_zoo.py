@@ -78,16 +78,64 @@ def test_unknown_name_and_task_errors():
         zoo.register(zoo.get_entry("grootv-t"))
 
 
-def test_hub_org_is_overridable(monkeypatch):
+def test_hub_mirror_is_opt_in(monkeypatch):
+    """No Hub organisation nobody here controls: a bare mirror name is used only with GROOTVL_HUB_ORG set."""
     monkeypatch.delenv("GROOTVL_HUB_ORG", raising=False)
-    assert zoo.hub_repo_id("grootv-t") == f"{zoo.DEFAULT_HUB_ORG}/grootv-tiny-in1k"
+    assert not hasattr(zoo, "DEFAULT_HUB_ORG")
+    for name in ("grootv-t", "grootv-s", "grootv-b", "grootl-130m"):
+        assert zoo.hub_repo_id(name) is None
+        assert all(loc.kind not in ("hub", "hub-cache") for loc in zoo.weights_locations(name))
+    assert zoo.hub_repo_id("mamba-130m") == "state-spaces/mamba-130m-hf"
     monkeypatch.setenv("GROOTVL_HUB_ORG", "my-lab")
     assert zoo.hub_repo_id("grootv-t") == "my-lab/grootv-tiny-in1k"
+    assert [loc.kind for loc in zoo.weights_locations("grootv-t")][-2:] == ["hub", "official"]
+    assert zoo.hub_repo_id("mamba-130m") == "state-spaces/mamba-130m-hf"
+
+
+def test_table_names_only_sources_that_exist():
+    """Every Hub id the table names is a real repo (full id); a full-id mirror of official weights pins a revision."""
+    for entry in zoo.MODELS.values():
+        if entry.hub_repo and "/" in entry.hub_repo and entry.official is not None:
+            assert entry.hub_revision, entry.name
+    mirror = zoo.ZooEntry(name="tiny-mirror", task="classification", arch="test_grootv", hub_repo="someone/mirror",
+                          official=zoo.OfficialCheckpoint(gdrive_id="X", filename="x.pth"))
+    with pytest.raises(ValueError, match="pin hub_revision"):
+        zoo.register(mirror)
+    assert "tiny-mirror" not in zoo.MODELS
+
+
+def test_locate_weights_names_the_real_source(isolated):
+    """The GrootV models come from the authors' Google Drive files, not 'the Hub'."""
+    for name in ("grootv-t", "grootv-s", "grootv-b"):
+        loc = zoo.locate_weights(name)
+        assert loc.kind == "official" and not loc.offline and loc.official is zoo.get_entry(name).official
+        text = loc.describe()
+        assert "Google Drive" in text and "Hub" not in text
+        assert loc.official.gdrive_id in loc.describe(detail=True)
+    mamba = zoo.locate_weights("mamba-130m")
+    assert mamba.kind == "hub" and "state-spaces/mamba-130m-hf" in mamba.describe()
+    assert zoo.locate_weights(zoo.ZooEntry(name="x", task="classification", arch="test_grootv")).kind == "none"
+
+
+def test_one_order_for_everything(isolated, monkeypatch):
+    """weights_source, is_cached, available_offline and load_model all follow weights_locations."""
+    torch.manual_seed(6)
+    src = GrootV(**TINY).eval()
+    src.save_pretrained(isolated / "checkpoints" / "tiny-both")
+    src.save_pretrained(isolated / "home" / "models" / "tiny-both")
+    entry = zoo.ZooEntry(name="tiny-both", task="classification", arch="test_grootv", kwargs=dict(TINY),
+                         bundled="tiny-both", official=zoo.OfficialCheckpoint(gdrive_id="X", filename="x.pth"))
+    monkeypatch.setitem(zoo.MODELS, entry.name, entry)
+    kinds = [loc.kind for loc in zoo.weights_locations("tiny-both")]
+    assert kinds == ["bundled", "cache", "official"]
+    assert [k for k in zoo.SOURCES if k in kinds] == kinds
+    assert zoo.weights_source("tiny-both") == "bundled" and zoo.available_offline() == ["tiny-both"]
+    assert zoo.OFFLINE_SOURCES == ("bundled", "cache", "hub-cache", "official-downloaded")
 
 
 def test_nothing_cached_gives_clear_offline_error(isolated):
     assert zoo.available_offline() == []
-    assert not zoo.is_cached("grootv-t") and zoo.weights_source("grootv-t") == "hub"
+    assert not zoo.is_cached("grootv-t") and zoo.weights_source("grootv-t") == "official"
     with pytest.raises(hub.OfflineError, match="HF_HUB_OFFLINE=1.*work offline now: none"):
         zoo.load_model("grootv-t")
 

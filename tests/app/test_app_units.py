@@ -113,3 +113,19 @@ def test_tree_view_click_maps_to_the_grid_and_switching_needs_no_forward():
         render_affinity(state, 0, 0, 16, 0)
     with pytest.raises(ValueError, match="run the model first"):
         render_tree(None, 0, 0)
+
+
+def test_model_labels_and_zoo_rows_name_the_real_weight_source(monkeypatch, tmp_path):
+    """GrootV-T/S/B come from the authors' Google Drive files: the pickers and the Zoo tab say so, not 'Hub'."""
+    from app.zoo_info import model_choices, zoo_rows
+
+    monkeypatch.setenv("GROOTVL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.delenv("GROOTVL_HUB_ORG", raising=False)
+    labels = dict((name, label) for label, name in model_choices("classification"))
+    rows = {r[0]: r for r in zoo_rows()}
+    for name in ("grootv-t", "grootv-s", "grootv-b"):
+        for text in (labels[name], rows[name][5]):
+            assert "Google Drive" in text and "Hugging Face Hub" not in text, text
+    assert "state-spaces/mamba-130m-hf" in rows["mamba-130m"][5]
+    assert "Google Drive" in dict((n, lab) for lab, n in model_choices("generation"))["grootl-130m"]
