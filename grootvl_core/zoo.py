@@ -5,7 +5,8 @@ ids), 3.1 (configurations, parameter counts, FLOPs), 3.6 (evaluation preprocessi
 ("Zoo"). Like timm's ``default_cfgs`` and SAM's ``sam_model_registry``, entries are plain data; the
 few functions below the table resolve them.
 
-Where weights come from, in the order :func:`load_model` tries them (the table ``_LOCATORS``;
+Where weights come from, in the order :func:`load_model` tries them (the table ``_LOCATORS`` of
+:mod:`grootvl_core.zoo_locations`;
 :func:`locate_weights` answers for one entry, and everything else reads that answer):
 
 1. ``bundled``: a folder ``checkpoints/<bundled>/`` (``config.json`` + ``model.safetensors``) in
@@ -32,13 +33,27 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from . import hub
+from .zoo_locations import (
+    OFFLINE_SOURCES,
+    SOURCES,
+    WeightsLocation,
+    _official_path,
+    available_offline,
+    bundled_dir,
+    cache_dir,
+    hub_repo_id,
+    is_cached,
+    locate_weights,
+    weights_locations,
+    weights_source,
+)
+from .zoo_registry import TASKS, MODELS, OfficialCheckpoint, Preprocess, ZooEntry, get_entry, list_models, register
 from .data.fashion_mnist import FASHION_MNIST_CLASSES
 from .data.scenes import SCENE_CLASSES, SCENE_PALETTE
 
@@ -68,94 +83,6 @@ __all__ = [
     "locate_weights",
     "weights_source",
 ]
-
-TASKS = ("classification", "segmentation", "generation")
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """Image preprocessing of an entry (reference 3.6 for the ImageNet models).
-
-    Attributes:
-        input_size: side of the square network input.
-        resize: shorter-side resize before the center crop (224 = crop ratio 1.0).
-        interpolation: ``"bicubic"`` / ``"bilinear"``.
-        mean, std: per-channel normalisation of ``[0, 1]`` RGB.
-        grayscale: the model takes one channel.
-    """
-
-    input_size: int = 224
-    resize: int = 224
-    interpolation: str = "bicubic"
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
-    grayscale: bool = False
-
-
-@dataclass(frozen=True)
-class OfficialCheckpoint:
-    """An official training checkpoint to download and convert (reference 3.5 / 5).
-
-    Attributes:
-        gdrive_id: Google Drive file id.
-        filename: local file name under ``$GROOTVL_HOME/downloads/``.
-        size: byte count when known (verified after download).
-        sha256: hex digest when known (verified after download).
-        use_ema: convert ``model_ema`` instead of ``model`` (reference 3.5 recommends ``model``).
-    """
-
-    gdrive_id: str
-    filename: str
-    size: int | None = None
-    sha256: str | None = None
-    use_ema: bool = False
-
-
-@dataclass(frozen=True)
-class ZooEntry:
-    """One named model.
-
-    Attributes:
-        name: zoo name (``grootv-t``).
-        task: ``"classification"``, ``"segmentation"`` or ``"generation"``.
-        arch: architecture factory name (``grootv_tiny``), resolved by :func:`resolve_architecture`.
-        model_class: class name in ``grootvl_core.models`` used for Hub folders (``from_pretrained``).
-        kwargs: extra config passed to the factory.
-        hub_repo: full ``org/name`` id of a Hub repo that exists, or the bare name of an opt-in
-            mirror (``$GROOTVL_HUB_ORG/<hub_repo>``, used only with ``GROOTVL_HUB_ORG`` set).
-        hub_revision: branch / tag / commit on the Hub (required for a full id mirroring ``official``).
-        bundled: folder name under ``checkpoints/``.
-        official: the authors' checkpoint to convert.
-        preprocess: input preprocessing.
-        labels: ``"imagenet-1k"`` (timm's label list) or an explicit tuple of class names.
-        params: parameter count.
-        flops: FLOPs as reported (string, e.g. ``"4.8G"``).
-        metrics: reported numbers (from the paper / README; not re-measured).
-        license: licence of the weights as a Hub licence id; ``"other"`` where it is not recorded
-            (``reference-grootvl.md`` names no licence for the released GrootV checkpoints: check
-            https://github.com/EasonXiao-888/GrootVL before redistributing them).
-        description: one line for tables.
-        tokenizer: for ``generation`` entries, the folder or Hub repo holding ``tokenizer.json``
-            (used when the weights folder has none).
-    """
-
-    name: str
-    task: str
-    arch: str
-    model_class: str = "GrootV"
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    hub_repo: str | None = None
-    hub_revision: str | None = None
-    bundled: str | None = None
-    official: OfficialCheckpoint | None = None
-    preprocess: Preprocess = Preprocess()
-    labels: str | tuple[str, ...] | None = "imagenet-1k"
-    params: int | None = None
-    flops: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    license: str = "other"
-    description: str = ""
-    tokenizer: str | None = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -282,250 +209,9 @@ _BUNDLED: list[ZooEntry] = [
     ),
 ]
 
-MODELS: dict[str, ZooEntry] = {}
-
-
-def register(entry: ZooEntry, overwrite: bool = False) -> ZooEntry:
-    """Add an entry to the zoo (for plugins, bundled extras and tests).
-
-    Args:
-        entry: the entry.
-        overwrite: replace an existing entry of the same name.
-
-    Returns:
-        ``entry``.
-
-    Raises:
-        ValueError: duplicate name without ``overwrite``, an unknown task, or a Hub mirror of the
-            official weights named by full id without a pinned ``hub_revision``.
-    """
-    if entry.task not in TASKS:
-        raise ValueError(f"zoo.register: task must be one of {TASKS}, got {entry.task!r}")
-    if entry.official is not None and entry.hub_repo and "/" in entry.hub_repo and not entry.hub_revision:
-        raise ValueError(
-            f"zoo.register: {entry.name!r} mirrors its official weights at {entry.hub_repo!r}: pin hub_revision "
-            "(or give a bare name, used only with GROOTVL_HUB_ORG set)"
-        )
-    if entry.name in MODELS and not overwrite:
-        raise ValueError(
-            f"zoo.register: {entry.name!r} is already in the zoo; pass overwrite=True to replace it"
-        )
-    MODELS[entry.name] = entry
-    return entry
-
-
 for _entry in _BUNDLED + _ENTRIES:
     register(_entry)  # the same checks as any added entry
 del _entry
-
-
-def list_models(task: str | None = None) -> list[str]:
-    """Names of the zoo entries, in table order, optionally only those of one ``task``."""
-    if task is not None and task not in TASKS:
-        raise ValueError(f"list_models: task must be one of {TASKS} or None, got {task!r}")
-    return [n for n, e in MODELS.items() if task is None or e.task == task]
-
-
-def get_entry(name: str) -> ZooEntry:
-    """The entry called ``name``.
-
-    Raises:
-        ValueError: unknown name (the message lists the valid names).
-    """
-    if isinstance(name, ZooEntry):
-        return name
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown model {name!r}; the zoo has: {', '.join(MODELS)} (see `python -m grootvl_core zoo`)"
-        ) from None
-
-
-# ------------------------------------------------------------------------------------------------
-# Locations: where an entry's weights are, in the one order everything here uses
-# ------------------------------------------------------------------------------------------------
-
-
-def hub_repo_id(entry: ZooEntry | str) -> str | None:
-    """Full Hub repo id of an entry, or None when it names none that exists.
-
-    A full ``org/name`` in ``hub_repo`` is used as is. A bare name is a mirror of converted weights
-    and is opt-in: ``$GROOTVL_HUB_ORG/<hub_repo>`` only with ``GROOTVL_HUB_ORG`` set.
-    """
-    entry = get_entry(entry)
-    if not entry.hub_repo:
-        return None
-    if "/" in entry.hub_repo:
-        return entry.hub_repo
-    # NOTE: no default organisation: whoever registered it would serve the demo's weights.
-    org = os.environ.get("GROOTVL_HUB_ORG")
-    return f"{org}/{entry.hub_repo}" if org else None
-
-
-def _checkpoints_root() -> Path:
-    """``$GROOTVL_CHECKPOINTS``; else the copy an installed wheel carries (``grootvl_core/_checkpoints``,
-    see ``setup.py``); else ``checkpoints/`` of the source checkout."""
-    env = os.environ.get("GROOTVL_CHECKPOINTS")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parent
-    shipped = here / "_checkpoints"
-    return shipped if shipped.is_dir() else here.parent / "checkpoints"
-
-
-def bundled_dir(entry: ZooEntry | str) -> Path | None:
-    """``checkpoints/<bundled>`` of an entry if it holds ``config.json`` + ``model.safetensors``."""
-    entry = get_entry(entry)
-    if not entry.bundled:
-        return None
-    folder = _checkpoints_root() / entry.bundled
-    return folder if _is_model_folder(folder) else None
-
-
-def cache_dir(entry: ZooEntry | str) -> Path:
-    """Converted-cache folder of an entry: ``$GROOTVL_HOME/models/<name>``."""
-    return hub.grootvl_home() / "models" / get_entry(entry).name
-
-
-def _is_model_folder(folder: Path) -> bool:
-    return (folder / hub.CONFIG_NAME).is_file() and (folder / hub.WEIGHTS_NAME).is_file()
-
-
-def _hub_snapshot(entry: ZooEntry) -> Path | None:
-    """Folder of the cached Hub snapshot holding both files, or None (never touches the network)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    repo = hub_repo_id(entry)
-    if repo is None:
-        return None
-    paths = []
-    for fname in (hub.CONFIG_NAME, hub.WEIGHTS_NAME):
-        p = try_to_load_from_cache(repo, fname, cache_dir=hub._hf_cache_dir(), revision=entry.hub_revision)
-        if not isinstance(p, str):
-            return None
-        paths.append(Path(p))
-    return paths[0].parent if paths[0].parent == paths[1].parent else None
-
-
-def _official_path(entry: ZooEntry) -> Path:
-    return hub.grootvl_home() / "downloads" / entry.official.filename
-
-
-@dataclass(frozen=True)
-class WeightsLocation:
-    """One place an entry's weights come from (an answer of :func:`locate_weights`).
-
-    Attributes:
-        kind: one of :data:`SOURCES`, or ``"none"``.
-        path: the local folder (``bundled``, ``cache``, ``hub-cache``) or file (``official-downloaded``).
-        repo: Hub repo id (``hub-cache``, ``hub``).
-        revision: Hub revision (``hub-cache``, ``hub``).
-        official: the authors' checkpoint (``official-downloaded``, ``official``).
-    """
-
-    kind: str
-    path: Path | None = None
-    repo: str | None = None
-    revision: str | None = None
-    official: OfficialCheckpoint | None = None
-
-    @property
-    def offline(self) -> bool:
-        """True when loading from here needs no network."""
-        return self.kind in OFFLINE_SOURCES
-
-    def describe(self, detail: bool = False) -> str:
-        """One line naming the real source (for the UI and ``zoo``); ``detail`` adds paths / ids."""
-        repo = self.repo + (f"@{self.revision}" if self.revision else "") if self.repo else ""
-        gdrive = f"authors' Google Drive file {self.official.filename}" if self.official else ""
-        if detail and self.official:
-            gdrive += f" (id {self.official.gdrive_id})"
-        where = f" in {self.path}" if detail and self.path else ""
-        return {
-            "bundled": f"bundled{where} (offline)",
-            "cache": f"converted, cached{where} (offline)",
-            "hub-cache": f"Hugging Face Hub {repo}, cached{where} (offline)",
-            "official-downloaded": f"{gdrive}, downloaded{where} (offline; converted on first load)",
-            "hub": f"Hugging Face Hub {repo} (downloads on first use)",
-            "official": f"{gdrive} (downloads + converts on first use)",
-        }.get(self.kind, "no weights")
-
-
-def _at_bundled(entry: ZooEntry) -> WeightsLocation | None:
-    folder = bundled_dir(entry)
-    return WeightsLocation("bundled", path=folder) if folder else None
-
-
-def _at_cache(entry: ZooEntry) -> WeightsLocation | None:
-    folder = cache_dir(entry)
-    return WeightsLocation("cache", path=folder) if _is_model_folder(folder) else None
-
-
-def _at_hub_cache(entry: ZooEntry) -> WeightsLocation | None:
-    folder = _hub_snapshot(entry)
-    if folder is None:
-        return None
-    return WeightsLocation("hub-cache", path=folder, repo=hub_repo_id(entry), revision=entry.hub_revision)
-
-
-def _at_official_downloaded(entry: ZooEntry) -> WeightsLocation | None:
-    if entry.official is None or not _official_path(entry).is_file():
-        return None
-    return WeightsLocation("official-downloaded", path=_official_path(entry), official=entry.official)
-
-
-def _at_hub(entry: ZooEntry) -> WeightsLocation | None:
-    repo = hub_repo_id(entry)
-    return WeightsLocation("hub", repo=repo, revision=entry.hub_revision) if repo else None
-
-
-def _at_official(entry: ZooEntry) -> WeightsLocation | None:
-    return WeightsLocation("official", official=entry.official) if entry.official else None
-
-
-# The order in which weights are looked for: the local ones (no network) first, then the remote
-# ones. Everything that depends on the order reads this table (through :func:`weights_locations`).
-_LOCATORS: tuple[tuple[str, Callable[[ZooEntry], WeightsLocation | None]], ...] = (
-    ("bundled", _at_bundled),
-    ("cache", _at_cache),
-    ("hub-cache", _at_hub_cache),
-    ("official-downloaded", _at_official_downloaded),
-    ("hub", _at_hub),
-    ("official", _at_official),
-)
-SOURCES = tuple(kind for kind, _ in _LOCATORS)
-OFFLINE_SOURCES = SOURCES[:4]
-
-
-def weights_locations(entry: ZooEntry | str) -> list[WeightsLocation]:
-    """Every place an entry's weights can come from now, in the order :func:`load_model` tries them
-    (local places only where the files are there; never touches the network)."""
-    entry = get_entry(entry)
-    return [loc for _, find in _LOCATORS if (loc := find(entry)) is not None]
-
-
-def locate_weights(entry: ZooEntry | str) -> WeightsLocation:
-    """Where an entry's weights come from now (the first of :func:`weights_locations`), or a
-    location of kind ``"none"``."""
-    return next(iter(weights_locations(entry)), WeightsLocation("none"))
-
-
-def weights_source(entry: ZooEntry | str) -> str:
-    """Kind of :func:`locate_weights`: ``bundled``, ``cache``, ``hub-cache``, ``official-downloaded``
-    (convert only), ``hub``, ``official`` (download + convert) or ``none``."""
-    return locate_weights(entry).kind
-
-
-def is_cached(name: ZooEntry | str) -> bool:
-    """True if the model loads without network (bundled, converted cache, Hub cache, or an
-    official file already downloaded and only waiting to be converted)."""
-    return locate_weights(name).offline
-
-
-def available_offline(task: str | None = None) -> list[str]:
-    """Names of the entries that :func:`load_model` can load with no network."""
-    return [n for n in list_models(task) if is_cached(n)]
 
 
 # ------------------------------------------------------------------------------------------------

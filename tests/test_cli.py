@@ -82,7 +82,7 @@ def test_zoo_table_subprocess(tmp_path):
     lines = res.stdout.splitlines()
     assert lines[0].split() == ["name", "task", "params", "FLOPs", "reported", "cached", "source"]
     row = next(line for line in lines if line.startswith("grootv-t "))
-    assert "30.0M" in row and "83.4" in row and " no " in row and "grootvl/grootv-tiny-in1k" in row
+    assert "30.0M" in row and "83.4" in row and " no " in row and "Google Drive" in row and "1OIiMBxk92WhPssRg0pv0U5y8ZBtHq2eQ" in row
     from grootvl_core import zoo
 
     bundled = [n for n in zoo.list_models() if zoo.weights_source(n) == "bundled"]  # nothing else is cached here

@@ -32,7 +32,8 @@ def isolated(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", list(zoo.MODELS))
-def test_every_entry_resolves(name):
+def test_every_entry_resolves(name, monkeypatch):
+    monkeypatch.setenv("GROOTVL_HUB_ORG", "my-lab")  # bare mirror names resolve only with an organisation
     entry = zoo.get_entry(name)
     assert entry.name == name and entry.task in zoo.TASKS
     factory, filter_fn = zoo.resolve_architecture(entry.arch)
