@@ -1,7 +1,7 @@
 """What the app does with a user's image before any model sees it.
 
 Any upload that decodes as an image is accepted: grey, RGBA (composited on white), palette,
-16-bit and float images are converted to 8-bit RGB by :func:`grootvl_core.classify.to_pil_rgb`,
+16-bit and float images are converted to 8-bit RGB by :func:`grootvl_core.image_io.to_rgb_image`,
 turned upright by their EXIF orientation. The size is checked from the file's header before any
 pixel is decoded (at most :data:`app.limits.MAX_IMAGE_PIXELS`, in every format); images with a
 longer side above :data:`MAX_SIDE` pixels are then downscaled (and the user is told), so a huge
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from grootvl_core.classify import to_pil_rgb
 from grootvl_core.image_file import ImageTooLarge, UnreadableImageFile, check_image_size, read_image
+from grootvl_core.image_io import to_rgb_image
 
 from .limits import MAX_IMAGE_PIXELS
 
@@ -60,9 +60,7 @@ def load_user_image(value) -> tuple[Image.Image, str]:
         check_image_size(*value.size, MAX_IMAGE_PIXELS)
     elif isinstance(value, np.ndarray) and value.ndim >= 2:
         check_image_size(value.shape[1], value.shape[0], MAX_IMAGE_PIXELS)
-    if isinstance(value, np.ndarray) and value.ndim == 3 and value.shape[2] == 4 and value.dtype == np.uint8:
-        value = Image.fromarray(value, "RGBA")
-    image = to_pil_rgb(value)
+    image = to_rgb_image(value)  # the one rule of grootvl_core.image_io (an (H, W, 4) array is RGBA)
     w, h = image.size
     if max(w, h) > MAX_SIDE:
         scale = MAX_SIDE / max(w, h)

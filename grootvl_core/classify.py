@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
-from PIL import Image
 
-from .image_file import MAX_PIXELS, read_image
+from .image_file import MAX_PIXELS
+from .image_io import to_rgb_image
 from .zoo import Preprocess, ZooEntry, get_entry, load_local_weights, load_model
 
 __all__ = [
@@ -24,6 +23,8 @@ __all__ = [
     "Classifier",
     "ImageTransform",
     "build_transform",
+    "resize_transform",
+    "tensor_transform",
     "to_pil_rgb",
     "label_names",
     "MAX_PIXELS",
@@ -40,33 +41,62 @@ class Prediction:
     probability: float
 
 
-def build_transform(pre: Preprocess):
+to_pil_rgb = to_rgb_image  # NOTE: the historical name of the shared reader, kept importable
+
+
+def _interpolation(pre: Preprocess):
+    from torchvision.transforms import InterpolationMode
+
+    try:
+        return InterpolationMode(pre.interpolation)
+    except ValueError:
+        raise ValueError(
+            f"unknown interpolation {pre.interpolation!r}; use 'bicubic', 'bilinear' or 'nearest'"
+        ) from None
+
+
+def resize_transform(pre: Preprocess, crop: bool = True):
+    """The geometric half of :func:`build_transform`: ``PIL.Image -> PIL.Image`` of side ``pre.input_size``.
+
+    Args:
+        pre: the preprocessing of a zoo entry.
+        crop: resize the shorter side to ``pre.resize`` then center-crop (classification); False
+            resizes the whole image to the square input (segmentation, which labels every pixel).
+    """
+    from torchvision import transforms
+
+    if not crop:
+        return transforms.Resize((pre.input_size, pre.input_size), interpolation=_interpolation(pre))
+    return transforms.Compose(
+        [transforms.Resize(pre.resize, interpolation=_interpolation(pre)), transforms.CenterCrop(pre.input_size)]
+    )
+
+
+def tensor_transform(pre: Preprocess):
+    """The numeric half of :func:`build_transform`: ``PIL.Image -> (C, S, S)`` float32, ``[0, 1]``
+    then normalised with ``pre.mean`` / ``pre.std``."""
+    from torchvision import transforms
+
+    return transforms.Compose([transforms.ToTensor(), transforms.Normalize(pre.mean, pre.std)])
+
+
+def build_transform(pre: Preprocess, crop: bool = True):
     """torchvision transform for ``pre``: resize shorter side, center crop, tensor, normalize.
+
+    Args:
+        pre: the preprocessing of a zoo entry.
+        crop: see :func:`resize_transform`.
 
     Returns:
         A callable ``PIL.Image -> (C, S, S) float32`` tensor, ``S = pre.input_size``.
     """
     from torchvision import transforms
-    from torchvision.transforms import InterpolationMode
 
-    try:
-        interp = InterpolationMode(pre.interpolation)
-    except ValueError:
-        raise ValueError(
-            f"unknown interpolation {pre.interpolation!r}; use 'bicubic', 'bilinear' or 'nearest'"
-        ) from None
-    return transforms.Compose(
-        [
-            transforms.Resize(pre.resize, interpolation=interp),
-            transforms.CenterCrop(pre.input_size),
-            transforms.ToTensor(),
-            transforms.Normalize(pre.mean, pre.std),
-        ]
-    )
+    return transforms.Compose([resize_transform(pre, crop), tensor_transform(pre)])
 
 
 class ImageTransform:
-    """Picklable ``image -> (C, S, S)`` tensor: :func:`to_pil_rgb` then :func:`build_transform`.
+    """Picklable ``image -> (C, S, S)`` tensor: :func:`~grootvl_core.image_io.to_rgb_image` then :func:`build_transform`.
 
     Args:
         pre: the preprocessing of a zoo entry.
@@ -77,73 +107,7 @@ class ImageTransform:
         self.transform = build_transform(pre)
 
     def __call__(self, image) -> torch.Tensor:
-        return self.transform(to_pil_rgb(image, grayscale=self.pre.grayscale))
-
-
-def to_pil_rgb(image, grayscale: bool = False) -> Image.Image:
-    """Normalise any reasonable image to an 8-bit RGB (or ``L``) PIL image.
-
-    Args:
-        image: a ``PIL.Image`` (any mode: L, LA, P, RGBA, CMYK, I;16, I, F, ...), a path, or a numpy
-            array ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` of uint8, uint16 or float in
-            ``[0, 1]``.
-        grayscale: return mode ``L`` instead of ``RGB``.
-
-    Returns:
-        A PIL image in mode ``RGB`` (or ``L``). Alpha is composited on white.
-
-    Raises:
-        ValueError: unreadable file, wrong array shape, empty or oversized image.
-        TypeError: unsupported input type.
-    """
-    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-        image = read_image(image, max_pixels=MAX_PIXELS)  # size checked from the header first
-    if isinstance(image, np.ndarray):
-        image = _array_to_pil(image)
-    if not isinstance(image, Image.Image):
-        raise TypeError(f"expected a PIL image, a numpy array or a path, got {type(image).__name__}")
-    w, h = image.size
-    if w == 0 or h == 0:
-        raise ValueError(f"image is empty ({w}x{h})")
-    if w * h > MAX_PIXELS:
-        raise ValueError(f"image is too large ({w}x{h} pixels > {MAX_PIXELS:,}); downscale it first")
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(image, dtype=np.float64)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"the image has {int((~np.isfinite(arr)).sum()):,} NaN or infinite pixel values "
-                             "(a float image): write finite values, e.g. in [0, 1]")
-        hi = 65535.0 if image.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
-        if image.mode == "F" and arr.max(initial=0) <= 1.0:
-            hi = 1.0
-        image = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    return image.convert("L" if grayscale else "RGB")
-
-
-def _array_to_pil(arr: np.ndarray) -> Image.Image:
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ValueError(
-            f"image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {arr.shape}"
-        )
-    if arr.size == 0:
-        raise ValueError(f"image array is empty (shape {arr.shape})")
-    if arr.dtype == np.uint16:
-        arr = (arr.astype(np.float64) / 65535.0 * 255.0 + 0.5).astype(np.uint8)
-    elif np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(arr).all():
-            raise ValueError("image array contains NaN or infinite values")
-        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    elif arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8) * 255
-    elif arr.dtype != np.uint8:
-        raise ValueError(f"image array dtype must be uint8, uint16, bool or float in [0, 1]; got {arr.dtype}")
-    mode = {2: "L", 3: "RGB", 4: "RGBA"}[arr.ndim if arr.ndim == 2 else arr.shape[2]]
-    return Image.fromarray(np.ascontiguousarray(arr), mode=mode)
+        return self.transform(to_rgb_image(image, grayscale=self.pre.grayscale))
 
 
 def label_names(labels: str | Sequence[str] | None, num_classes: int) -> list[str]:
@@ -218,7 +182,7 @@ class Classifier:
         return self._labels
 
     def to_tensor(self, image) -> torch.Tensor:
-        """Preprocess one image (see :func:`to_pil_rgb` for accepted inputs) to ``(C, S, S)`` float32."""
+        """Preprocess one image (see :func:`~grootvl_core.image_io.to_rgb_image` for accepted inputs) to ``(C, S, S)`` float32."""
         return self.transform(image)
 
     @torch.inference_mode()

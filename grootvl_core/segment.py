@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .classify import to_pil_rgb
+from .classify import resize_transform, tensor_transform
+from .image_io import to_rgb_image
 from .zoo import Preprocess, ZooEntry, get_entry, load_model
 
 __all__ = ["Segmentation", "Segmenter", "segment_probabilities"]
@@ -81,24 +82,13 @@ class Segmenter:
     def to_input(self, image) -> tuple[torch.Tensor, np.ndarray]:
         """``(1, C, S, S)`` normalised tensor and the ``(S, S, 3)`` uint8 image it shows."""
         pre = self.preprocess
-        pil = to_pil_rgb(image, grayscale=pre.grayscale)
-        from PIL import Image
-
-        resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
-        if pre.interpolation not in resample:
-            raise ValueError(f"unknown interpolation {pre.interpolation!r}; use 'bicubic', 'bilinear' or 'nearest'")
-        pil = pil.resize((pre.input_size, pre.input_size), resample[pre.interpolation])
-        arr = np.asarray(pil, dtype=np.float32) / 255.0
-        arr = arr[..., None] if arr.ndim == 2 else arr
-        x = torch.from_numpy(arr).permute(2, 0, 1)
-        mean = torch.tensor(pre.mean, dtype=torch.float32)[:, None, None]
-        std = torch.tensor(pre.std, dtype=torch.float32)[:, None, None]
-        shown = np.asarray(pil.convert("RGB"), dtype=np.uint8)
-        return ((x - mean) / std)[None], shown
+        resized = resize_transform(pre, crop=False)(to_rgb_image(image, grayscale=pre.grayscale))
+        shown = np.asarray(resized.convert("RGB"), dtype=np.uint8)
+        return tensor_transform(pre)(resized)[None], shown
 
     @torch.inference_mode()
     def predict(self, image, flip: bool | None = None) -> Segmentation:
-        """Segment one image (any form :func:`~grootvl_core.classify.to_pil_rgb` accepts); ``flip``
+        """Segment one image (any form :func:`~grootvl_core.image_io.to_rgb_image` accepts); ``flip``
         overrides the segmenter's own setting for this call (None: use it)."""
         x, shown = self.to_input(image)
         flip = self.flip if flip is None else bool(flip)

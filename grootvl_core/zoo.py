@@ -54,7 +54,7 @@ from .zoo_locations import (
     weights_source,
 )
 from .zoo_registry import TASKS, MODELS, OfficialCheckpoint, Preprocess, ZooEntry, get_entry, list_models, register
-from .data.fashion_mnist import FASHION_MNIST_CLASSES
+from .data.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from .data.scenes import SCENE_CLASSES, SCENE_PALETTE
 
 __all__ = [
@@ -170,8 +170,8 @@ _BUNDLED: list[ZooEntry] = [
         arch="grootv_nano",
         kwargs=dict(in_chans=1, num_classes=10),
         bundled="grootv-nano-fmnist",
-        preprocess=Preprocess(input_size=28, resize=28, interpolation="bilinear", mean=(0.2860,),
-                              std=(0.3530,), grayscale=True),
+        preprocess=Preprocess(input_size=28, resize=28, interpolation="bilinear", mean=FASHION_MNIST_MEAN,
+                              std=FASHION_MNIST_STD, grayscale=True),
         labels=FASHION_MNIST_CLASSES,
         params=2_237_130,
         metrics={"fashion-mnist test top-1 %": 92.39},
@@ -187,8 +187,8 @@ _BUNDLED: list[ZooEntry] = [
         kwargs=dict(in_chans=1, num_classes=len(SCENE_CLASSES), class_names=list(SCENE_CLASSES),
                     palette=[list(c) for c in SCENE_PALETTE], depths=[1, 1, 7, 2]),
         bundled="grootv-nano-scenes",
-        preprocess=Preprocess(input_size=96, resize=96, interpolation="bilinear", mean=(0.2860,),
-                              std=(0.3530,), grayscale=True),
+        preprocess=Preprocess(input_size=96, resize=96, interpolation="bilinear", mean=FASHION_MNIST_MEAN,
+                              std=FASHION_MNIST_STD, grayscale=True),
         labels=tuple(SCENE_CLASSES),
         params=4_708_918,
         metrics={"scenes test mIoU %": 70.65},

@@ -204,45 +204,6 @@ def test_convert_push_to_hub_mocked(tmp_path, published, monkeypatch, capsys):
     assert "pushed to me/tiny-cli" in capsys.readouterr().out
 
 
-def test_image_inputs_are_normalised(monkeypatch):
-    """The task wrapper's input handling: numpy dtypes / channels, PIL modes, bad input named."""
-    from grootvl_core import classify
-
-    rng = np.random.default_rng(1)
-    rgb = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
-    cases = [
-        rgb,
-        rgb[:, :, 0],
-        rgb[:, :, :1],
-        np.dstack([rgb, np.full((9, 11, 1), 255, np.uint8)]),
-        rgb.astype(np.uint16) * 257,
-        rgb.astype(np.float32) / 255.0,
-        Image.fromarray(rgb).convert("CMYK"),
-        Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257),  # I;16
-    ]
-    for case in cases:
-        out = classify.to_pil_rgb(case)
-        assert out.mode == "RGB" and out.size == (11, 9)
-    # 16-bit and float inputs map to the same 8-bit values as the uint8 original
-    assert np.array_equal(np.asarray(classify.to_pil_rgb(rgb.astype(np.uint16) * 257)), rgb)
-    assert np.array_equal(np.asarray(classify.to_pil_rgb(rgb.astype(np.float64) / 255.0)), rgb)
-    # transparent pixels are composited on white
-    clear = np.zeros((2, 2, 4), np.uint8)
-    assert np.asarray(classify.to_pil_rgb(clear)).min() == 255
-
-    with pytest.raises(ValueError, match="shape"):
-        classify.to_pil_rgb(np.zeros((4, 4, 2), np.uint8))
-    with pytest.raises(ValueError, match="NaN"):
-        classify.to_pil_rgb(np.full((4, 4), np.nan))
-    with pytest.raises(ValueError, match="empty"):
-        classify.to_pil_rgb(np.zeros((0, 4, 3), np.uint8))
-    with pytest.raises(TypeError, match="PIL image"):
-        classify.to_pil_rgb(42)
-    monkeypatch.setattr(classify, "MAX_PIXELS", 50)
-    with pytest.raises(ValueError, match="too large"):
-        classify.to_pil_rgb(rgb)
-
-
 def test_classifier_topk_and_labels():
     from grootvl_core.classify import Classifier, label_names
 

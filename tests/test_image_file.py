@@ -1,5 +1,5 @@
 """grootvl_core.image_file: the size is refused from the header (nothing decoded), EXIF orientation
-is applied, unreadable files get a clear error; to_pil_rgb refuses NaN float images."""
+is applied, unreadable files get a clear error; to_rgb_image refuses NaN float images."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from grootvl_core.classify import to_pil_rgb
+from grootvl_core.image_io import to_rgb_image
 from grootvl_core.image_file import ImageTooLarge, UnreadableImageFile, read_image
 
 FORMATS = ["png", "jpeg", "webp", "bmp", "gif", "tiff"]
@@ -54,7 +54,7 @@ def test_a_small_png_bomb_is_refused_before_decoding(tmp_path, no_decoding):
     with pytest.raises(ImageTooLarge, match="13300x13300"):
         read_image(path)  # the default limit, 100 megapixels
     with pytest.raises(ValueError, match="13300x13300"):
-        to_pil_rgb(str(path))
+        to_rgb_image(str(path))
 
 
 def test_reads_every_format_and_closes_the_file(tmp_path):
@@ -77,7 +77,7 @@ def test_exif_orientation_is_applied(tmp_path):
     assert upright.size == (20, 40)
     arr = np.asarray(upright.convert("L"))
     assert arr[:10].mean() > 200 and arr[-10:].mean() < 50  # the white left side is now on top
-    assert to_pil_rgb(str(path)).size == (20, 40)
+    assert to_rgb_image(str(path)).size == (20, 40)
 
 
 def test_unreadable_files(tmp_path):
@@ -96,7 +96,7 @@ def test_nan_float_images_are_refused(tmp_path):
     arr[0, 0] = 0.5
     Image.fromarray(arr, "F").save(tmp_path / "nan.tif")
     with pytest.raises(ValueError, match="63 NaN or infinite pixel values"):
-        to_pil_rgb(str(tmp_path / "nan.tif"))
+        to_rgb_image(str(tmp_path / "nan.tif"))
     finite = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
     Image.fromarray(finite, "F").save(tmp_path / "ok.tif")
-    assert to_pil_rgb(str(tmp_path / "ok.tif")).size == (8, 8)
+    assert to_rgb_image(str(tmp_path / "ok.tif")).size == (8, 8)

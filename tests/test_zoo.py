@@ -212,3 +212,31 @@ def test_load_local_weights_file_and_folder(tmp_path):
     )
     with pytest.raises(hub.CheckpointError, match="head.weight"):
         zoo.load_local_weights(wrong, tmp_path / "file.pth")
+
+
+def test_classifier_preprocessing_agrees_with_the_timm_cfg():
+    """Each preprocessing number is stated once per model family: the ImageNet ones by timm, the
+    Fashion-MNIST ones in grootvl_core.data.fashion_mnist; the zoo's Preprocess (read without
+    importing timm) and the models' timm pretrained cfgs must say the same."""
+    import timm
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    import grootvl_core.models  # noqa: F401  (registers the timm architectures)
+    from grootvl_core.data.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+
+    default = zoo.Preprocess()
+    assert (default.mean, default.std) == (tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD))
+    checked = 0
+    for name in zoo.list_models():
+        entry = zoo.get_entry(name)
+        if entry.task != "classification":
+            continue
+        cfg = timm.models.get_pretrained_cfg(entry.arch)
+        pre = entry.preprocess
+        assert (pre.mean, pre.std) == (tuple(cfg.mean), tuple(cfg.std)), name
+        assert pre.interpolation == cfg.interpolation and pre.input_size == cfg.input_size[-1], name
+        assert pre.resize == round(pre.input_size / cfg.crop_pct) and pre.grayscale == (cfg.input_size[0] == 1), name
+        checked += 1
+    assert checked >= 4
+    assert zoo.get_entry("grootv-nano-fmnist").preprocess.mean == FASHION_MNIST_MEAN
+    assert zoo.get_entry("grootv-nano-scenes").preprocess.std == FASHION_MNIST_STD

@@ -31,6 +31,8 @@ from torch.utils.checkpoint import checkpoint
 
 from grootvl_core.weights.state_dict import unwrap_state_dict
 
+from ..data.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+
 from .tree_ssm import SpanningTree, TreeSSM
 
 __all__ = ["GrootV", "checkpoint_filter_fn", "grootv_nano", "grootv_tiny", "grootv_small", "grootv_base",
@@ -484,7 +486,7 @@ default_cfgs = generate_default_cfgs({
     "test_grootv.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
     # the project's own Fashion-MNIST model (weights bundled in checkpoints/, not on the Hub)
     "grootv_nano.fmnist": _cfg(num_classes=10, input_size=(1, 28, 28), pool_size=(1, 1), crop_pct=1.0,
-                               interpolation="bilinear", mean=(0.2860,), std=(0.3530,)),
+                               interpolation="bilinear", mean=FASHION_MNIST_MEAN, std=FASHION_MNIST_STD),
 })
 
 

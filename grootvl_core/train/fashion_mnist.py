@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+from ..data.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, load_fashion_mnist
 from ..models import GrootV
 from .grow import load_start_weights
 from .loop import TrainConfig, model_device, train
@@ -22,7 +22,7 @@ from .loop import TrainConfig, model_device, train
 __all__ = ["FASHION_MEAN", "FASHION_STD", "ClassifierRecipe", "NANO_CLASSIFIER", "preprocess_batch",
            "train_classifier"]
 
-FASHION_MEAN, FASHION_STD = 0.2860, 0.3530
+FASHION_MEAN, FASHION_STD = FASHION_MNIST_MEAN[0], FASHION_MNIST_STD[0]  # NOTE: scalars, for one grey channel
 NANO_CLASSIFIER = dict(channels=32, depths=[1, 1, 3, 1], num_classes=10, in_chans=1, drop_path_rate=0.05)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..image_io import to_rgb_array
+
 __all__ = ["as_rgb_uint8", "colormap"]
 
 _COLORMAPS = ("turbo", "viridis", "inferno", "magma", "plasma", "jet")
@@ -11,25 +13,16 @@ _COLORMAPS = ("turbo", "viridis", "inferno", "magma", "plasma", "jet")
 
 def as_rgb_uint8(image) -> np.ndarray:
     """Any of: PIL image, ``(H, W)`` grey, ``(H, W, 1|3|4)``, uint8/uint16/float in [0, 1] ->
-    ``(H, W, 3)`` uint8 RGB (alpha dropped, 16-bit scaled down)."""
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
-        raise ValueError(f"expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape {arr.shape}")
-    if arr.shape[2] == 4:
-        arr = arr[..., :3]
-    if arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    if arr.dtype == np.uint8:
-        return np.ascontiguousarray(arr)
-    if arr.dtype == np.uint16:
-        return (arr >> 8).astype(np.uint8)
-    if np.issubdtype(arr.dtype, np.floating):
-        return (np.clip(np.nan_to_num(arr), 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-    if arr.dtype == np.bool_:
-        return arr.astype(np.uint8) * 255
-    return np.clip(arr, 0, 255).astype(np.uint8)
+    ``(H, W, 3)`` uint8 RGB by the one rule of :func:`grootvl_core.image_io.to_rgb_array` (alpha
+    composited on white, 16-bit scaled by ``255 / 65535``, palette expanded, turned upright)."""
+    if isinstance(image, np.ndarray):
+        # NOTE: drawings are lenient where a model input is not: NaN is black, other integer
+        # types are clipped to 0..255 (as before), then the shared rule applies
+        if np.issubdtype(image.dtype, np.floating):
+            image = np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0)
+        elif np.issubdtype(image.dtype, np.integer) and image.dtype not in (np.uint8, np.uint16):
+            image = np.clip(image, 0, 255).astype(np.uint8)
+    return to_rgb_array(image)
 
 
 def colormap(values: np.ndarray, name: str = "turbo", vmin: float | None = None,
