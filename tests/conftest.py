@@ -20,3 +20,27 @@ if not torch.cuda.is_available():
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+# The native CPU extension, for the tests that compare its kernels with the reference
+# (tests/ops/test_native_cpu.py) and the models' fused inference paths (tests/models/).
+@pytest.fixture(scope="module")
+def native():
+    """The built native CPU module; the test is skipped, with the build error, where it cannot build."""
+    import importlib
+
+    backend_mod = importlib.import_module("grootvl_core.ops.backend")  # (ops.backend is a function)
+    mod = backend_mod._load("cpu")
+    if mod is None:
+        pytest.skip(f"native CPU build unavailable: {backend_mod.native_error('cpu')}")
+    return mod
+
+
+@pytest.fixture
+def use_native(native, monkeypatch):
+    """``GROOTVL_OPS=native`` for this test (the public ops serve from the native CPU module)."""
+    from grootvl_core import ops
+
+    monkeypatch.setenv("GROOTVL_OPS", "native")
+    assert ops.backend("cpu") == "cpu"
+    return native

@@ -32,21 +32,6 @@ TOLERANCE = {
 }
 
 
-@pytest.fixture(scope="module")
-def native():
-    mod = backend_mod._load("cpu")
-    if mod is None:
-        pytest.skip(f"native CPU build unavailable: {backend_mod.native_error('cpu')}")
-    return mod
-
-
-@pytest.fixture
-def use_native(native, monkeypatch):
-    monkeypatch.setenv("GROOTVL_OPS", "native")
-    assert ops.backend("cpu") == "cpu"
-    return native
-
-
 # ----------------------------------------------------------------------------------------------
 # Builders (CPU, int64)
 # ----------------------------------------------------------------------------------------------
@@ -636,26 +621,6 @@ def test_ssm_discretize_checks_its_arguments(native):
         native.ssm_discretize(torch.randn(1, 4, 16)[..., ::2], vec, vec, dt[..., :1], dt)
 
 
-def test_tree_ssm_inference_path_equals_training_path(use_native):
-    """TreeSSM under no_grad (fused native output step) equals the autograd path (PyTorch ops)."""
-    from grootvl_core.models.tree_ssm import TreeSSM
-
-    torch.manual_seed(0)
-    for h_norm in (True, False):
-        m = TreeSSM(d_model=24, h_norm=h_norm).eval()
-        with torch.no_grad():  # non-trivial norms
-            m.out_norm.weight.normal_()
-            m.out_norm.bias.normal_()
-        x = torch.randn(2, 9, 11, 24)
-        trained = m(x)  # grad enabled: reference ops
-        with torch.no_grad():
-            fused = m(x)
-        with torch.inference_mode():
-            fused_im = m(x)
-        torch.testing.assert_close(fused, trained.detach(), rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(fused_im, fused)
-
-
 # ----------------------------------------------------------------------------------------------
 # The fused grid tree (weights + MST + BFS in one native call)
 # ----------------------------------------------------------------------------------------------
@@ -834,18 +799,6 @@ def test_depthwise_conv_silu_special_values_and_errors(use_native):
         ops.depthwise_conv_silu(x, torch.ones(8, 1, 2, 2), None)
     with pytest.raises(RuntimeError, match="contiguous"):
         use_native.depthwise_conv_silu(x.transpose(2, 3), weight, None)
-
-
-def test_treessm_conv_step_with_and_without_autograd(use_native):
-    """TreeSSM's conv + SiLU: the fused inference path and the autograd path agree."""
-    from grootvl_core.models.tree_ssm import TreeSSM
-
-    torch.manual_seed(0)
-    m = TreeSSM(d_model=12, d_state=1, ssm_ratio=2.0, conv_bias=True).eval()
-    x = torch.randn(2, 5, 6, 12)
-    with torch.no_grad():
-        fused = m(x)
-    torch.testing.assert_close(fused, m(x), rtol=1e-4, atol=1e-5)
 
 
 def test_every_fused_cpu_caller_steps_aside_when_something_observes_the_call(use_native, monkeypatch):

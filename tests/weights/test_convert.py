@@ -1,13 +1,19 @@
-"""grootvl_core.weights: task-aware model cards and conversion that builds the zoo entry's architecture."""
+"""Conversion of training checkpoints to Hub folders, upload, task-aware model cards, and `convert`
+building the zoo entry's architecture (grootvl_core.weights.convert / model_card)."""
 
 from __future__ import annotations
+
+import json
+import os
 
 import pytest
 import torch
 
-from grootvl_core import cli, zoo
-from grootvl_core.models import GrootVSegmenter
+from grootvl_core import cli, weights, zoo
+from grootvl_core.models import GrootV, GrootVSegmenter, checkpoint_filter_fn
 from grootvl_core.models.grootl import GrootL, grootl_nano
+
+from .helpers import TINY, same_weights, write_published
 
 
 @pytest.mark.parametrize(
@@ -15,7 +21,7 @@ from grootvl_core.models.grootl import GrootL, grootl_nano
     [("classification", "GrootV"), ("segmentation", "GrootVSegmenter"), ("generation", "GrootL")],
 )
 def test_model_card_names_the_class_of_its_task(tmp_path, task, cls_name):
-    from grootvl_core.hub import write_model_card
+    from grootvl_core.weights import write_model_card
 
     card = write_model_card(tmp_path, {"task": task, "repo_id": "me/model"}).read_text()
     assert f'{cls_name}.from_pretrained("me/model")' in card
@@ -57,3 +63,48 @@ def test_convert_builds_the_zoo_entrys_architecture(tmp_path, arch, capsys):
     assert sd.keys() == ref.keys() and all(torch.equal(sd[k], ref[k]) for k in sd)
     card = (out / "README.md").read_text()
     assert 'GrootVSegmenter.from_pretrained("' in card and "pipeline_tag: image-segmentation" in card
+
+
+def test_convert_round_trip_and_push(tmp_path, monkeypatch, tiny_pair):
+    src, ema = tiny_pair
+    path = write_published(tmp_path / "ckpt.pth", src, ema)
+    out = weights.convert_checkpoint(
+        path,
+        GrootV(**TINY),
+        tmp_path / "hubdir",
+        filter_fn=checkpoint_filter_fn,
+        use_ema=True,
+        card=dict(arch="test_grootv", metrics={"acc@1": 1.0}),
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert json.loads((out / "config.json").read_text())["channels"] == 16
+    card = (out / "README.md").read_text()
+    assert "library_name: grootvl" in card and "model_ema" in card and weights.sha256sum(path) in card
+    loaded = weights.load_pretrained_folder(GrootV, out)
+    assert same_weights(loaded, ema)
+
+    calls = {}
+
+    class _Repo:
+        repo_id = "me/tiny"
+
+    def fake_create_repo(self, repo_id, **kwargs):
+        calls["create"] = (repo_id, kwargs)
+        return _Repo()
+
+    def fake_upload_folder(self, *, repo_id, folder_path, **kwargs):
+        calls["upload"] = (repo_id, sorted(os.listdir(folder_path)), kwargs)
+        return "https://huggingface.co/me/tiny/commit/abc"
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", fake_create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", fake_upload_folder)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(weights.OfflineError, match="offline"):
+        weights.push_folder(out, "me/tiny")
+    assert not calls
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert weights.push_folder(out, "me/tiny").endswith("/commit/abc")
+    assert calls["create"][0] == "me/tiny" and calls["create"][1]["exist_ok"] is True
+    assert calls["upload"][:2] == ("me/tiny", ["README.md", "config.json", "model.safetensors"])
