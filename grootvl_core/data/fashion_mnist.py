@@ -13,12 +13,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["FASHION_MNIST_CLASSES", "default_root", "load_fashion_mnist", "FashionMNIST"]
+__all__ = ["FASHION_MNIST_CLASSES", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "default_root", "load_fashion_mnist",
+           "FashionMNIST"]
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
+# per-channel mean and std of the training images (pixels in [0, 1]): the bundled models' normalisation
+FASHION_MNIST_MEAN = (0.2860,)
+FASHION_MNIST_STD = (0.3530,)
 _FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
