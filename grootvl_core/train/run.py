@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from .bundle import write_bundle
+from .cards import classifier_card, lm_card, segmenter_card
 from .loop import record_command, resolve_device
 
-__all__ = ["TASKS", "run_training", "classifier_reference_outputs", "segmenter_reference_outputs",
-           "lm_reference_outputs"]
+__all__ = ["TASKS", "RECIPES", "TaskRecipe", "run_training", "classifier_reference_outputs",
+           "segmenter_reference_outputs", "lm_reference_outputs", "mask_to_rows", "rows_to_mask",
+           "REFERENCE_PROMPTS"]
 
-TASKS = ("classify", "segment", "lm")
 REFERENCE_PROMPTS = ("The meaning of life", "Q: What is a computer?\nA:", "Love is")
 
 
@@ -76,14 +80,6 @@ def lm_reference_outputs(model, tokenizer, max_new_tokens: int = 24) -> dict:
     return {"max_new_tokens": max_new_tokens, "continuations": out}
 
 
-def _averaged_note(cfg) -> str:
-    """The model card's sentence on shipped averaged weights (empty without them)."""
-    if not cfg.ema_decay:
-        return ""
-    return (f" The weights are the exponential moving average (decay {cfg.ema_decay} per step) of the training "
-            "weights, which is what was evaluated.")
-
-
 def _apply(recipe, overrides: dict | None):
     for key, value in (overrides or {}).items():
         if not hasattr(recipe, key):
@@ -95,9 +91,77 @@ def _apply(recipe, overrides: dict | None):
     return recipe
 
 
+def _load(module: str, name: str):
+    """``name`` from this package's ``module``, imported only when a run needs it (the recipe modules pull
+    in the data and the models; importing this module stays cheap)."""
+    return getattr(import_module(f"{__package__}.{module}"), name)
+
+
+def _keep_all(metrics: dict) -> dict:
+    return metrics
+
+
+def _drop_nan(metrics: dict) -> dict:
+    """The metrics without NaN floats (e.g. the IoU of a class absent from every evaluation scene)."""
+    return {k: v for k, v in metrics.items() if not (isinstance(v, float) and np.isnan(v))}
+
+
+@dataclass(frozen=True)
+class TaskRecipe:
+    """One row of :data:`RECIPES`: how ``python -m grootvl_core train <name>`` builds, trains and ships a model.
+
+    Attributes:
+        name: the task (``run_training``'s ``task``).
+        make_recipe: ``arm -> recipe``, a fresh recipe dataclass with the bundled model's defaults.
+        arms: the accepted ``--arm`` values.
+        train: ``(out, recipe, *, resume, progress, device) -> (model, result)``, or ``(model, tokenizer,
+            result)`` when ``with_tokenizer``.
+        references: ``(model, recipe, tokenizer) -> reference outputs`` (tokenizer None without one).
+        card: ``(recipe, model, arm) -> {"title", "summary", "data"}``, the model card's texts (:mod:`.cards`).
+        arm_sets_scan_order: a non-tree arm sets ``recipe.model["scan_order"]`` (the vision tasks; the lm
+            recipe takes the arm itself).
+        metrics: ``final_metrics -> the metrics written`` to the card and ``metrics.json`` (segment: NaN dropped).
+        with_tokenizer: the train function returns a tokenizer, which is saved beside the model.
+    """
+
+    name: str
+    make_recipe: Callable[[str], Any]
+    arms: tuple[str, ...]
+    train: Callable[..., tuple]
+    references: Callable[[Any, Any, Any], dict]
+    card: Callable[[Any, Any, str], dict[str, str]]
+    arm_sets_scan_order: bool = True
+    metrics: Callable[[dict], dict] = _keep_all
+    with_tokenizer: bool = False
+
+
+_VISION_ARMS = ("tree", "raster")
+_LM_ARMS = ("tree", "chain", "plain")
+
+RECIPES: dict[str, TaskRecipe] = {
+    "classify": TaskRecipe(
+        name="classify", arms=_VISION_ARMS, card=classifier_card,
+        make_recipe=lambda arm: _load("fashion_mnist", "ClassifierRecipe")(),
+        train=lambda out, recipe, **kw: _load("fashion_mnist", "train_classifier")(out, recipe, **kw),
+        references=lambda model, recipe, tokenizer: classifier_reference_outputs(model, recipe.input_size)),
+    "segment": TaskRecipe(
+        name="segment", arms=_VISION_ARMS, card=segmenter_card, metrics=_drop_nan,
+        make_recipe=lambda arm: _load("scenes", "SegmenterRecipe")(),
+        train=lambda out, recipe, **kw: _load("scenes", "train_segmenter")(out, recipe, **kw),
+        references=lambda model, recipe, tokenizer: segmenter_reference_outputs(model, recipe.size)),
+    "lm": TaskRecipe(
+        name="lm", arms=_LM_ARMS, card=lm_card, arm_sets_scan_order=False, with_tokenizer=True,
+        make_recipe=lambda arm: _load("fortunes", "LMRecipe")(arm=arm),
+        train=lambda out, recipe, **kw: _load("fortunes", "train_lm")(out, recipe, **kw),
+        references=lambda model, recipe, tokenizer: lm_reference_outputs(model, tokenizer)),
+}
+TASKS = tuple(RECIPES)
+
+
 def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: int = 0, arm: str = "tree",
                  resume: bool = False, bundle: str | None = None, checkpoints_root: str | Path = "checkpoints",
-                 batch_size: int | None = None, lr: float | None = None, ema_decay: float | None = None, device: str = "auto", progress: bool = True, argv: list[str] | None = None,
+                 batch_size: int | None = None, lr: float | None = None, ema_decay: float | None = None,
+                 device: str = "auto", progress: bool = True, argv: list[str] | None = None,
                  recipe_overrides: dict | None = None) -> dict:
     """Train one recipe and write ``<out>/model``; returns the result dict (also ``<out>/result.json``).
 
@@ -118,105 +182,30 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
         recipe_overrides: recipe fields to replace (``{"model": {...}}`` entries are merged into the
             model config), e.g. for quick experiments and smoke tests.
     """
-    if task not in TASKS:
+    if task not in RECIPES:
         raise ValueError(f"train: task must be one of {TASKS}, got {task!r}")
-    lm_arms = ("tree", "chain", "plain")
-    vision_arms = ("tree", "raster")
-    if task == "lm" and arm not in lm_arms:
-        raise ValueError(f"train lm: --arm must be one of {lm_arms}, got {arm!r}")
-    if task != "lm" and arm not in vision_arms:
-        raise ValueError(f"train {task}: --arm must be one of {vision_arms}, got {arm!r}")
+    spec = RECIPES[task]
+    if arm not in spec.arms:
+        raise ValueError(f"train {task}: --arm must be one of {spec.arms}, got {arm!r}")
     dev = resolve_device(device)
     out = Path(out)
     command = record_command(out, argv)
     model_dir = out / "model"
-    if task == "classify":
-        from ..data.fashion_mnist import FASHION_MNIST_CLASSES
-        from .fashion_mnist import ClassifierRecipe, train_classifier
-
-        recipe = _apply(
-            ClassifierRecipe(), recipe_overrides)
-        if arm != "tree":
-            recipe.model["scan_order"] = arm
-        recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}),
-                               **({"lr": lr} if lr else {}),
-                               **({"ema_decay": ema_decay} if ema_decay is not None else {}))
-        if batch_size:
-            recipe.batch_size = batch_size
-        model, result = train_classifier(out, recipe, resume=resume, progress=progress, device=dev)
-        model.cpu()
-        refs = classifier_reference_outputs(model, recipe.input_size)
-        write_bundle(
-            model, model_dir, title="GrootV-nano, Fashion-MNIST",
-            summary=(f"A {sum(p.numel() for p in model.parameters()):,}-parameter GrootV ({arm} scan) trained "
-                     + (f"from the classifier in `{recipe.init_from}`" if recipe.init_from else "from scratch")
-                     + " by grootvl on Fashion-MNIST"
-                     + (" (each item shown as inside a segmentation scene: scale jitter, textured background, "
-                        "other garments behind or over it; to pretrain the scenes segmenter's backbone)"
-                        if recipe.augment == "scene" else ", so the demo classifies offline")
-                     + f". Input: one grey channel, resized to {recipe.input_size}x{recipe.input_size}, "
-                     "normalised with mean 0.2860 / std 0.3530. Classes: " + ", ".join(FASHION_MNIST_CLASSES) + "."
-                     + _averaged_note(recipe.train)),
-            data=("Fashion-MNIST (Zalando Research, MIT licence), official 60,000 / 10,000 train/test split, read "
-                  "from Debian's `dataset-fashion-mnist` package. Metrics are on the full test split."),
-            command=command, train_seconds=result["train_seconds"], metrics=result["final_metrics"],
-            reference_outputs=refs, device=dev)
-    elif task == "segment":
-        from .scenes import SegmenterRecipe, train_segmenter
-
-        recipe = _apply(
-            SegmenterRecipe(), recipe_overrides)
-        if arm != "tree":
-            recipe.model["scan_order"] = arm
-        recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}),
-                               **({"lr": lr} if lr else {}),
-                               **({"ema_decay": ema_decay} if ema_decay is not None else {}))
-        if batch_size:
-            recipe.batch_size = batch_size
-        model, result = train_segmenter(out, recipe, resume=resume, progress=progress, device=dev)
-        model.cpu()
-        refs = segmenter_reference_outputs(model, recipe.size)
-        m = result["final_metrics"]
-        write_bundle(
-            model, model_dir, title="GrootV-nano + UperNet, Fashion-MNIST scenes",
-            summary=(f"GrootV ({arm} scan) + UperNet segmenter trained by grootvl on "
-                     f"{recipe.size}x{recipe.size} \"Fashion-MNIST scenes\" (2 to 5 garments pasted on a textured "
-                     "background; 11 classes: background + the 10 Fashion-MNIST classes)."
-                     + (f" Fine-tuned from the trained segmenter in `{recipe.init_from}`." if recipe.init_from
-                        else f" The backbone started from the trained classifier in `{recipe.backbone_init}` (as the "
-                        "paper's UperNet starts from ImageNet weights); the decoder from scratch."
-                        if recipe.backbone_init else " Trained from scratch (backbone included).")
-                     + _averaged_note(recipe.train)),
-            data=("Scenes generated deterministically (grootvl_core.data.scenes) from Fashion-MNIST (MIT licence, "
-                  "Debian `dataset-fashion-mnist`): training scenes only from the training images, evaluation "
-                  f"scenes ({recipe.eval_scenes}, seed 1234) only from the test images."),
-            command=command, train_seconds=result["train_seconds"],
-            metrics={k: v for k, v in m.items() if not (isinstance(v, float) and np.isnan(v))},
-            reference_outputs=refs, device=dev)
-    else:
-        from .fortunes import LMRecipe, train_lm
-
-        recipe = _apply(
-            LMRecipe(arm=arm), recipe_overrides)
-        recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}),
-                               **({"lr": lr} if lr else {}),
-                               **({"ema_decay": ema_decay} if ema_decay is not None else {}))
-        if batch_size:
-            recipe.batch_size = batch_size
-        model, tok, result = train_lm(out, recipe, resume=resume, progress=progress, device=dev)
-        model.cpu()
-        refs = lm_reference_outputs(model, tok)
-        write_bundle(
-            model, model_dir, title="GrootL-nano, byte-level, fortunes",
-            summary=(f"A {sum(p.numel() for p in model.parameters()):,}-parameter GrootL (Mamba + tree scanning, "
-                     f"arm '{arm}', tree_scale {model.config.tree_scale}) byte-level language model trained from "
-                     "scratch by grootvl on fortune cookies, so the demo generates text offline. It writes "
-                     "fortune-cookie-like English; it knows nothing else." + _averaged_note(recipe.train)),
-            data=("Debian's `fortunes` package (BSD fortune cookie files; see /usr/share/doc/fortunes/copyright), "
-                  "split by cookie into train / validation (5%, by SHA-1 of the cookie text). Validation metric: "
-                  "bits per byte of each validation cookie's continuation after 16 bytes of context."),
-            command=command, train_seconds=result["train_seconds"], metrics=result["final_metrics"],
-            reference_outputs=refs, tokenizer=tok, device=dev)
+    recipe = _apply(spec.make_recipe(arm), recipe_overrides)
+    if spec.arm_sets_scan_order and arm != "tree":
+        recipe.model["scan_order"] = arm
+    recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}),
+                           **({"lr": lr} if lr else {}),
+                           **({"ema_decay": ema_decay} if ema_decay is not None else {}))
+    if batch_size:
+        recipe.batch_size = batch_size
+    trained = spec.train(out, recipe, resume=resume, progress=progress, device=dev)
+    model, tokenizer, result = trained if spec.with_tokenizer else (trained[0], None, trained[1])
+    model.cpu()
+    refs = spec.references(model, recipe, tokenizer)
+    write_bundle(model, model_dir, **spec.card(recipe, model, arm), command=command,
+                 train_seconds=result["train_seconds"], metrics=spec.metrics(result["final_metrics"]),
+                 reference_outputs=refs, **({"tokenizer": tokenizer} if spec.with_tokenizer else {}), device=dev)
     result["command"] = command
     with open(out / "result.json", "w") as fh:
         json.dump(result, fh, indent=1, default=str)

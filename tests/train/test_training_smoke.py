@@ -307,7 +307,8 @@ def test_cli_train_classify_only_options(capsys, tmp_path):
 
 
 def test_cli_depths_reach_the_recipe(monkeypatch, capsys, tmp_path):
-    """--depths becomes the recipe's model depths (beside --init-from), --ema-decay the loop's; bad values are refused."""
+    """--depths becomes the recipe's model depths (beside --init-from), --ema-decay the loop's; bad values are
+    refused."""
     from grootvl_core.cli import main
     from grootvl_core.train import run
 
