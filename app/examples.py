@@ -20,7 +20,7 @@ def fashion_examples() -> list[str]:
 
 
 def scene_examples() -> list[str]:
-    """"Fashion-MNIST scenes" evaluation scenes."""
+    """ "Fashion-MNIST scenes" evaluation scenes."""
     return _files("scenes", "*.png")
 
 

@@ -65,8 +65,9 @@ def load_user_image(value) -> tuple[Image.Image, str]:
     if max(w, h) > MAX_SIDE:
         scale = MAX_SIDE / max(w, h)
         image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
-        notes.append(f"The image ({w}x{h}) was downscaled to {image.size[0]}x{image.size[1]} "
-                     f"(longer side limit {MAX_SIDE} px).")
+        notes.append(
+            f"The image ({w}x{h}) was downscaled to {image.size[0]}x{image.size[1]} (longer side limit {MAX_SIDE} px)."
+        )
     return image, " ".join(notes)
 
 

@@ -54,16 +54,20 @@ def input_error_message(exc: BaseException, inputs: list) -> str:
     if isinstance(exc, ImageTooLarge):
         return f"{exc}"
     if isinstance(exc, InvalidPathError):
-        return ("a file of this request was not uploaded to this app, so it cannot be read: upload it first "
-                "(the page's upload button, POST /gradio_api/upload, or gradio_client's handle_file)")
+        return (
+            "a file of this request was not uploaded to this app, so it cannot be read: upload it first "
+            "(the page's upload button, POST /gradio_api/upload, or gradio_client's handle_file)"
+        )
     try:
         from pydantic import ValidationError
     except ImportError:  # pragma: no cover - gradio depends on pydantic
         ValidationError = ()  # noqa: N806
     if isinstance(exc, ValidationError):
         first = exc.errors()[0] if exc.errors() else {}
-        return ("an input of this request has the wrong form (an image input takes a file: "
-                f"{{\"path\": ..., \"meta\": {{\"_type\": \"gradio.FileData\"}}}}): {first.get('msg', exc)}")
+        return (
+            "an input of this request has the wrong form (an image input takes a file: "
+            f'{{"path": ..., "meta": {{"_type": "gradio.FileData"}}}}): {first.get("msg", exc)}'
+        )
     cause = exc.__cause__ if isinstance(exc, ComponentProcessingError) and exc.__cause__ else exc
     if isinstance(cause, (OSError, Image.DecompressionBombError, SyntaxError, EOFError)):
         return f"{_file_name(inputs)} is not an image this app can read ({type(cause).__name__}); use {IMAGE_FORMATS}"
@@ -84,8 +88,9 @@ def _check_inline_images(block_fn, inputs: list) -> None:
             with Image.open(io.BytesIO(data)) as im:  # the header only
                 width, height = im.size
         except (binascii.Error, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            raise gr.Error(f"the inline (data: URL) image is not one this app can read ({type(exc).__name__}); "
-                           f"use {IMAGE_FORMATS}") from None
+            raise gr.Error(
+                f"the inline (data: URL) image is not one this app can read ({type(exc).__name__}); use {IMAGE_FORMATS}"
+            ) from None
         check_image_size(width, height, MAX_IMAGE_PIXELS, "the inline image")
 
 

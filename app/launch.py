@@ -11,16 +11,31 @@ __all__ = ["main", "op_devices", "parse_args", "prepare_op"]
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python app.py", description="GrootVL demo (Gradio).")
-    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                   help="interface to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
-                   help="port (default 7860; the next free one is NOT picked automatically)")
+    p.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="interface to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+        help="port (default 7860; the next free one is NOT picked automatically)",
+    )
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (opt-in)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--max-models", type=int, default=int(os.environ.get("GROOTVL_APP_MAX_MODELS", 3)),
-                   help="models kept in memory at once (least recently used dropped; default 3)")
-    p.add_argument("--concurrency", type=int, default=int(os.environ.get("GROOTVL_APP_CONCURRENCY", 2)),
-                   help="requests run at once; the rest wait in the queue (default 2)")
+    p.add_argument(
+        "--max-models",
+        type=int,
+        default=int(os.environ.get("GROOTVL_APP_MAX_MODELS", 3)),
+        help="models kept in memory at once (least recently used dropped; default 3)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=int(os.environ.get("GROOTVL_APP_CONCURRENCY", 2)),
+        help="requests run at once; the rest wait in the queue (default 2)",
+    )
     p.add_argument("--queue-size", type=int, default=64, help="requests that may wait; more are refused (64)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
@@ -59,8 +74,14 @@ def main(argv: list[str] | None = None) -> None:
     wrap_gpu_events(demo)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     stop_on_sigterm()  # a SIGTERM stops it like Ctrl-C: caches and temporary folders are removed
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=CSS,
-                footer_links=["api", "gradio"], **launch_kwargs())
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        css=CSS,
+        footer_links=["api", "gradio"],
+        **launch_kwargs(),
+    )
 
 
 def op_devices(model_device: str) -> list[str]:
@@ -106,8 +127,13 @@ def prepare_op(devices: list[str]) -> dict[str, str]:
         except Exception as exc:  # noqa: BLE001 - start anyway; the op falls back or the request says why
             if not on_gpu:
                 raise
-            log.warning("tree-scan op for %s could not be prepared at start-up (%s: %s); the first request "
-                        "on it will try again", device, type(exc).__name__, exc)
+            log.warning(
+                "tree-scan op for %s could not be prepared at start-up (%s: %s); the first request "
+                "on it will try again",
+                device,
+                type(exc).__name__,
+                exc,
+            )
             continue
         log.info("tree-scan op for %s: %s backend (%.1f s)", device, chosen[device], time.perf_counter() - start)
         if on_gpu:

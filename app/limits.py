@@ -16,8 +16,17 @@ One place for the limits a public demo needs so that no request can take the mac
 
 from __future__ import annotations
 
-__all__ = ["CACHE_MAX_AGE_S", "CACHE_SWEEP_S", "LIMITS_TEXT", "MAX_IMAGE_PIXELS", "MAX_SESSIONS",
-           "MAX_UPLOAD_MB", "STATE_TTL_S", "blocks_kwargs", "launch_kwargs"]
+__all__ = [
+    "CACHE_MAX_AGE_S",
+    "CACHE_SWEEP_S",
+    "LIMITS_TEXT",
+    "MAX_IMAGE_PIXELS",
+    "MAX_SESSIONS",
+    "MAX_UPLOAD_MB",
+    "STATE_TTL_S",
+    "blocks_kwargs",
+    "launch_kwargs",
+]
 
 MAX_IMAGE_PIXELS = 50_000_000  # width x height of an input image (a 48-megapixel phone photo fits)
 MAX_UPLOAD_MB = 32
@@ -26,9 +35,11 @@ CACHE_MAX_AGE_S = 1800
 STATE_TTL_S = 1800
 MAX_SESSIONS = 1000  # Gradio keeps ~0.1-0.3 MB per session (its copy of the layout, the trees)
 
-LIMITS_TEXT = (f"Images up to {MAX_IMAGE_PIXELS // 1_000_000} megapixels and {MAX_UPLOAD_MB} MB per file "
-               "(larger ones are refused before decoding); uploads and results are kept "
-               f"{CACHE_MAX_AGE_S // 60} minutes.")
+LIMITS_TEXT = (
+    f"Images up to {MAX_IMAGE_PIXELS // 1_000_000} megapixels and {MAX_UPLOAD_MB} MB per file "
+    "(larger ones are refused before decoding); uploads and results are kept "
+    f"{CACHE_MAX_AGE_S // 60} minutes."
+)
 
 
 def blocks_kwargs() -> dict:

@@ -105,6 +105,8 @@ class ModelCache:
         model = zoo.load_model(entry, device=self.device)
         tokenizer = zoo.load_entry_tokenizer(entry)
         if tokenizer.vocab_size > model.config.vocab_size:
-            raise ValueError(f"the tokenizer of {entry.name!r} has {tokenizer.vocab_size} ids but the model only "
-                             f"{model.config.vocab_size}")
+            raise ValueError(
+                f"the tokenizer of {entry.name!r} has {tokenizer.vocab_size} ids but the model only "
+                f"{model.config.vocab_size}"
+            )
         return LoadedModel(entry.name, entry, model, tokenizer)

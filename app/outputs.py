@@ -52,7 +52,7 @@ def remove_stale_folders(parent: Path | None = None) -> list[Path]:
     parent = Path(parent or tempfile.gettempdir())
     removed = []
     for path in parent.glob(PREFIX + "*"):
-        pid = path.name[len(PREFIX):].split("-", 1)[0]
+        pid = path.name[len(PREFIX) :].split("-", 1)[0]
         if path.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)

@@ -77,8 +77,14 @@ def render_tree(state: dict | None, stage, block, color_by: str = "depth") -> np
     """The tree of ``(stage, block)`` over the image, coloured by depth or edge weight."""
     rec = _record(state, stage, block)
     values = _edge_weights(rec) if color_by == "weight" else None
-    return draw_tree(state["image"], rec.tree_edges.numpy(), (rec.height, rec.width), color_by=color_by,
-                     edge_values=values, size=VIEW_SIZE)
+    return draw_tree(
+        state["image"],
+        rec.tree_edges.numpy(),
+        (rec.height, rec.width),
+        color_by=color_by,
+        edge_values=values,
+        size=VIEW_SIZE,
+    )
 
 
 def render_affinity(state: dict | None, stage, block, row, col) -> np.ndarray:
@@ -125,16 +131,19 @@ class TreePanel:
             gr.Markdown(
                 "**The tree.** Each Tree-SSM block builds a minimum spanning tree over its feature "
                 "map from this image. Click a pixel of the tree to see its affinity: the product of "
-                "the transition weights along the tree path to every other pixel (log scale).")
+                "the transition weights along the tree path to every other pixel (log scale)."
+            )
             with gr.Row():
                 self.stage = gr.Dropdown(choices=[], label="Stage", interactive=True)
                 self.block = gr.Dropdown(choices=[], label="Block", interactive=True)
                 self.color_by = gr.Radio(["depth", "weight"], value="depth", label="Colour edges by")
             with gr.Row():
-                self.tree_image = gr.Image(label="Spanning tree (click a pixel)", interactive=False,
-                                           format="png", elem_id=f"{name}-tree")
-                self.affinity_image = gr.Image(label="Affinity from the chosen pixel", interactive=False,
-                                               format="png", elem_id=f"{name}-affinity")
+                self.tree_image = gr.Image(
+                    label="Spanning tree (click a pixel)", interactive=False, format="png", elem_id=f"{name}-tree"
+                )
+                self.affinity_image = gr.Image(
+                    label="Affinity from the chosen pixel", interactive=False, format="png", elem_id=f"{name}-affinity"
+                )
             with gr.Row():
                 self.row = gr.Number(label="Row", precision=0, minimum=0)
                 self.col = gr.Number(label="Column", precision=0, minimum=0)
@@ -156,10 +165,13 @@ class TreePanel:
     @staticmethod
     def updates(state: dict) -> list:
         stage, block, row, col = default_view(state)
-        return [state,
-                gr.update(choices=stage_choices(state), value=stage),
-                gr.update(choices=block_choices(state, stage), value=block),
-                row, col]
+        return [
+            state,
+            gr.update(choices=stage_choices(state), value=stage),
+            gr.update(choices=block_choices(state, stage), value=block),
+            row,
+            col,
+        ]
 
     def draw_after(self, event) -> None:
         """Draw the tree and the affinity of the current view once ``event`` has finished."""
@@ -168,11 +180,17 @@ class TreePanel:
             if not state:  # the prediction failed: it already said why
                 return gr.skip(), gr.skip()
             with user_errors("tree view"):
-                return (png(render_tree(state, stage, block, color_by)),
-                        png(render_affinity(state, stage, block, row, col)))
+                return (
+                    png(render_tree(state, stage, block, color_by)),
+                    png(render_affinity(state, stage, block, row, col)),
+                )
 
-        event.success(draw, [self.state, self.stage, self.block, self.color_by, self.row, self.col],
-                      [self.tree_image, self.affinity_image], api_name=False)
+        event.success(
+            draw,
+            [self.state, self.stage, self.block, self.color_by, self.row, self.col],
+            [self.tree_image, self.affinity_image],
+            api_name=False,
+        )
 
     def wire(self) -> None:
         def on_stage(state, stage, color_by):
@@ -181,8 +199,13 @@ class TreePanel:
                 block = blocks[0][1] if blocks else None
                 rec = _record(state, stage, block)
                 row, col = rec.height // 2, rec.width // 2
-                return (gr.update(choices=blocks, value=block), png(render_tree(state, stage, block, color_by)),
-                        png(render_affinity(state, stage, block, row, col)), row, col)
+                return (
+                    gr.update(choices=blocks, value=block),
+                    png(render_tree(state, stage, block, color_by)),
+                    png(render_affinity(state, stage, block, row, col)),
+                    row,
+                    col,
+                )
 
         def on_view(state, stage, block, color_by):
             with user_errors("tree view"):
@@ -197,19 +220,33 @@ class TreePanel:
                 row, col = pixel_from_click(state, stage, block, evt.index)
                 return row, col, png(render_affinity(state, stage, block, row, col))
 
-        self.stage.input(on_stage, [self.state, self.stage, self.color_by],
-                         [self.block, self.tree_image, self.affinity_image, self.row, self.col],
-                         api_name=False)
-        self.block.input(on_view, [self.state, self.stage, self.block, self.color_by], [self.tree_image],
-                         api_name=False)
-        self.block.input(on_affinity, [self.state, self.stage, self.block, self.row, self.col],
-                         [self.affinity_image], api_name=False)
-        self.tree_image.select(on_click, [self.state, self.stage, self.block],
-                               [self.row, self.col, self.affinity_image], api_name=False)
-        self.show.click(on_affinity, [self.state, self.stage, self.block, self.row, self.col],
-                        [self.affinity_image], api_name=f"{self.name}_affinity")
+        self.stage.input(
+            on_stage,
+            [self.state, self.stage, self.color_by],
+            [self.block, self.tree_image, self.affinity_image, self.row, self.col],
+            api_name=False,
+        )
+        self.block.input(
+            on_view, [self.state, self.stage, self.block, self.color_by], [self.tree_image], api_name=False
+        )
+        self.block.input(
+            on_affinity, [self.state, self.stage, self.block, self.row, self.col], [self.affinity_image], api_name=False
+        )
+        self.tree_image.select(
+            on_click, [self.state, self.stage, self.block], [self.row, self.col, self.affinity_image], api_name=False
+        )
+        self.show.click(
+            on_affinity,
+            [self.state, self.stage, self.block, self.row, self.col],
+            [self.affinity_image],
+            api_name=f"{self.name}_affinity",
+        )
         # for API users: the tree of any stage/block of the last prediction
-        self.color_by.change(on_view, [self.state, self.stage, self.block, self.color_by], [self.tree_image],
-                             api_name=f"{self.name}_tree")
+        self.color_by.change(
+            on_view,
+            [self.state, self.stage, self.block, self.color_by],
+            [self.tree_image],
+            api_name=f"{self.name}_tree",
+        )
         self.scans.wire(self)
         self.export.wire(self)

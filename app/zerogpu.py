@@ -16,10 +16,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["CPU_EVENTS", "GPU_EVENTS", "event_key", "gpu_function", "on_zero_gpu", "spaces_module",
-           "wrap_gpu_events"]
+__all__ = ["CPU_EVENTS", "GPU_EVENTS", "event_key", "gpu_function", "on_zero_gpu", "spaces_module", "wrap_gpu_events"]
 
 log = logging.getLogger("grootvl.app")
 
@@ -34,13 +34,28 @@ GPU_EVENTS: dict[str, int] = {
     "generate": 120,
     "erf": 120,  # input gradients of every stage over the model's examples
 }
-CPU_EVENTS = frozenset({
-    "load_example",  # gr.Examples
-    "on_stage", "on_view", "on_affinity", "on_click", "draw",  # tree panels: recorded trees, on the CPU
-    "classify_tree", "classify_affinity", "segment_tree", "segment_affinity",
-    "on_opacity", "token_tree", "pixel_tree", "zoo",
-    "classify_scans", "segment_scans", "classify_export", "segment_export",  # from the recorded trees
-})
+CPU_EVENTS = frozenset(
+    {
+        "load_example",  # gr.Examples
+        "on_stage",
+        "on_view",
+        "on_affinity",
+        "on_click",
+        "draw",  # tree panels: recorded trees, on the CPU
+        "classify_tree",
+        "classify_affinity",
+        "segment_tree",
+        "segment_affinity",
+        "on_opacity",
+        "token_tree",
+        "pixel_tree",
+        "zoo",
+        "classify_scans",
+        "segment_scans",
+        "classify_export",
+        "segment_export",  # from the recorded trees
+    }
+)
 PREPARE_SECONDS = 300  # the CUDA op's first build (where a toolkit exists) and its self-check
 
 _TRUE = ("1", "true", "yes", "on")
@@ -60,8 +75,10 @@ def on_zero_gpu() -> bool:
     if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() not in _TRUE:
         return False
     if spaces_module() is None:
-        log.warning("SPACES_ZERO_GPU is set but the `spaces` package is not installed: GPU work is not "
-                    "wrapped in spaces.GPU (pip install spaces, or unset SPACES_ZERO_GPU)")
+        log.warning(
+            "SPACES_ZERO_GPU is set but the `spaces` package is not installed: GPU work is not "
+            "wrapped in spaces.GPU (pip install spaces, or unset SPACES_ZERO_GPU)"
+        )
         return False
     return True
 
@@ -95,11 +112,17 @@ def wrap_gpu_events(demo) -> dict[str, int]:
             continue
         duration = GPU_EVENTS.get(key)
         if duration is None:
-            log.warning("ZeroGPU: event %r is in neither GPU_EVENTS nor CPU_EVENTS of app/zerogpu.py; "
-                        "running it inside spaces.GPU to be safe", key)
+            log.warning(
+                "ZeroGPU: event %r is in neither GPU_EVENTS nor CPU_EVENTS of app/zerogpu.py; "
+                "running it inside spaces.GPU to be safe",
+                key,
+            )
             duration = 60
         block_fn.fn = spaces.GPU(block_fn.fn, duration=duration)
         wrapped[key] = duration
-    log.info("ZeroGPU: %d events run inside spaces.GPU: %s", len(wrapped),
-             ", ".join(f"{k} ({v} s)" for k, v in sorted(wrapped.items())))
+    log.info(
+        "ZeroGPU: %d events run inside spaces.GPU: %s",
+        len(wrapped),
+        ", ".join(f"{k} ({v} s)" for k, v in sorted(wrapped.items())),
+    )
     return wrapped

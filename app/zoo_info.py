@@ -12,8 +12,7 @@ def source_text(name: str | zoo.ZooEntry) -> str:
     return zoo.locate_weights(name).describe()
 
 
-ZOO_COLUMNS = ["model", "task", "parameters", "reported metrics", "available offline", "weights from",
-               "description"]
+ZOO_COLUMNS = ["model", "task", "parameters", "reported metrics", "available offline", "weights from", "description"]
 
 
 def model_choices(task: str) -> list[tuple[str, str]]:
@@ -42,6 +41,15 @@ def zoo_rows() -> list[list[str]]:
         entry = zoo.get_entry(name)
         loc = zoo.locate_weights(entry)
         metrics = ", ".join(f"{k} {v:g}" for k, v in entry.metrics.items()) or "-"
-        rows.append([name, entry.task, _params(entry), metrics, "yes" if loc.offline else "no", loc.describe(),
-                     entry.description])
+        rows.append(
+            [
+                name,
+                entry.task,
+                _params(entry),
+                metrics,
+                "yes" if loc.offline else "no",
+                loc.describe(),
+                entry.description,
+            ]
+        )
     return rows

@@ -21,8 +21,9 @@ import json
 import mimetypes
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = ["GradioError", "RestClient", "file_data"]
@@ -64,7 +65,7 @@ class RestClient:
         """Close the connection; an unfinished event stream is dropped (the server notices)."""
         self._conn.close()
 
-    def __enter__(self) -> "RestClient":
+    def __enter__(self) -> RestClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -72,8 +73,9 @@ class RestClient:
 
     # -- HTTP ------------------------------------------------------------------------------------
 
-    def _open(self, method: str, path: str, body: bytes | None = None,
-              headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+    def _open(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> http.client.HTTPResponse:
         """Send one request and return the response (its body still unread). Reconnects once when
         the server closed the idle keep-alive connection."""
         for attempt in (0, 1):
@@ -91,8 +93,14 @@ class RestClient:
             return resp
         raise AssertionError("unreachable")
 
-    def _json(self, method: str, path: str, payload: Any = None, body: bytes | None = None,
-              headers: dict[str, str] | None = None) -> Any:
+    def _json(
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         if payload is not None:
             body = json.dumps(payload).encode()
             headers = {"Content-Type": "application/json"}
@@ -105,10 +113,17 @@ class RestClient:
         path = Path(path)
         boundary = uuid.uuid4().hex
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{path.name}\"\r\n"
-                f"Content-Type: {mime}\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-        paths = self._json("POST", "/upload", body=body,
-                           headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{path.name}"\r\n'
+                f"Content-Type: {mime}\r\n\r\n"
+            ).encode()
+            + path.read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        paths = self._json(
+            "POST", "/upload", body=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        )
         if not (isinstance(paths, list) and paths and isinstance(paths[0], str)):
             raise GradioError(f"upload of {path.name}: unexpected answer {str(paths)[:200]}")
         return file_data(paths[0])
@@ -145,8 +160,7 @@ class RestClient:
         finally:
             resp.read()  # drain what is left, so the keep-alive connection can serve the next request
 
-    def predict(self, api_name: str, data: list[Any],
-                on_update: Callable[[float, Any], None] | None = None) -> Any:
+    def predict(self, api_name: str, data: list[Any], on_update: Callable[[float, Any], None] | None = None) -> Any:
         """The outputs of one call; ``on_update(perf_counter_time, outputs)`` sees every streamed
         update as it arrives."""
         for event, value in self.events(api_name, data):

@@ -63,8 +63,10 @@ def main() -> None:
     plain = GrootL(GrootLConfig(num_hidden_layers=args.layers, tree_scale=0.0)).eval()
     plain.load_state_dict(tree.state_dict())
     ids = torch.randint(0, tree.config.vocab_size, (1, args.prompt_len))
-    print(f"op backend: {ops.backend('cpu')}, torch threads: {torch.get_num_threads()}, "
-          f"layers: {args.layers}, prompt: {args.prompt_len}, decoded: {args.new_tokens}")
+    print(
+        f"op backend: {ops.backend('cpu')}, torch threads: {torch.get_num_threads()}, "
+        f"layers: {args.layers}, prompt: {args.prompt_len}, decoded: {args.new_tokens}"
+    )
 
     times: dict[str, list[float]] = {"prefill_tree": [], "prefill_plain": []}
     with torch.inference_mode():
@@ -75,11 +77,15 @@ def main() -> None:
         decode = _decode_interleaved({"tree": tree, "plain": plain}, ids[:, :8], args.new_tokens)
     times["decode_tree"], times["decode_plain"] = decode["tree"][2:], decode["plain"][2:]
     med = {k: min(v) for k, v in times.items()}
-    print(f"prefill {args.prompt_len} tokens: tree {med['prefill_tree']:.3f} s, "
-          f"plain {med['prefill_plain']:.3f} s, ratio {med['prefill_tree'] / med['prefill_plain']:.2f}x "
-          "(target <= 2x)")
-    print(f"decode: tree {1 / med['decode_tree']:.1f} tok/s, plain {1 / med['decode_plain']:.1f} tok/s, "
-          f"per-token ratio {med['decode_tree'] / med['decode_plain']:.2f}x (target <= 1.2x)")
+    print(
+        f"prefill {args.prompt_len} tokens: tree {med['prefill_tree']:.3f} s, "
+        f"plain {med['prefill_plain']:.3f} s, ratio {med['prefill_tree'] / med['prefill_plain']:.2f}x "
+        "(target <= 2x)"
+    )
+    print(
+        f"decode: tree {1 / med['decode_tree']:.1f} tok/s, plain {1 / med['decode_plain']:.1f} tok/s, "
+        f"per-token ratio {med['decode_tree'] / med['decode_plain']:.2f}x (target <= 1.2x)"
+    )
 
 
 if __name__ == "__main__":

@@ -86,18 +86,41 @@ def free_port() -> int:
 class Server:
     """``python app.py`` in its own process group; output goes to a log file."""
 
-    def __init__(self, port: int, concurrency: int, extra_args: list[str], log_path: Path,
-                 extra_env: dict[str, str] | None = None, root: Path = ROOT):
+    def __init__(
+        self,
+        port: int,
+        concurrency: int,
+        extra_args: list[str],
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        root: Path = ROOT,
+    ):
         env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", **(extra_env or {}))
-        cmd = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port),
-               "--concurrency", str(concurrency), *extra_args]
+        cmd = [
+            sys.executable,
+            "app.py",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--concurrency",
+            str(concurrency),
+            *extra_args,
+        ]
         self.cmd = cmd
         self.url = f"http://127.0.0.1:{port}/"
         self.log_path = log_path
         self._log = open(log_path, "wb")
         # own session: Ctrl-C in the terminal reaches this script only; we stop the server ourselves
-        self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=root,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     @property
     def pid(self) -> int:
@@ -152,7 +175,7 @@ def _proc_children() -> dict[int, list[int]]:
                 stat = f.read()
         except OSError:
             continue
-        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
+        ppid = int(stat[stat.rfind(b")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(d))
     return children
 
@@ -203,7 +226,7 @@ def tree_cpu_seconds(pid: int) -> float:
         try:
             with open(f"/proc/{p}/stat", "rb") as f:
                 stat = f.read()
-            fields = stat[stat.rfind(b")") + 2:].split()
+            fields = stat[stat.rfind(b")") + 2 :].split()
             total += (int(fields[11]) + int(fields[12])) / tick
         except (OSError, ValueError, IndexError):
             pass
@@ -231,6 +254,7 @@ class MemorySampler(threading.Thread):
         self._stop_event = threading.Event()
         try:
             import psutil  # noqa: F401
+
             self.method = "psutil"
         except ImportError:
             self.method = "/proc"
@@ -283,8 +307,15 @@ class Workload:
             from gradio_client import handle_file
 
             return handle_file(self.images[i % len(self.images)]), self.model
-        return (self.prompts[i % len(self.prompts)], self.model, self.max_new_tokens, self.temperature, self.top_k,
-                self.top_p, i)
+        return (
+            self.prompts[i % len(self.prompts)],
+            self.model,
+            self.max_new_tokens,
+            self.temperature,
+            self.top_k,
+            self.top_p,
+            i,
+        )
 
     @property
     def api_name(self) -> str:
@@ -312,6 +343,7 @@ def one_request(client, work: Workload, client_id: int, i: int, limit: float) ->
 class _Stream:
     """What a generate client saw of the streamed updates: the time and token count of the first
     one and of the one with the most tokens."""
+
     first_t: float | None = None
     first_count: int | None = None
     last_t: float | None = None
@@ -339,7 +371,7 @@ def _rest_request(client: RestClient, work: Workload, client_id: int, i: int, li
         else:
             data = list(work.args(i))
         result = client.predict(work.api_name, data, on_update=stream.update)
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         client.close()  # drop the stream: the server stops sending to it
         return Result(client_id, i, False, time.perf_counter() - start, f"timeout: no result within {limit:.1f} s")
     except Exception as exc:  # noqa: BLE001 - the endpoint's error, a dropped connection, ...
@@ -397,11 +429,23 @@ def _judge(work: Workload, client_id: int, i: int, latency: float, limit: float,
         return Result(client_id, i, False, latency, f"unexpected result: {str(result)[:200]}")
     count, server_rate = parsed
     rate = None
-    if (stream.first_t is not None and stream.last_t is not None and stream.last_t > stream.first_t
-            and stream.max_count > stream.first_count):
+    if (
+        stream.first_t is not None
+        and stream.last_t is not None
+        and stream.last_t > stream.first_t
+        and stream.max_count > stream.first_count
+    ):
         rate = (stream.max_count - stream.first_count) / (stream.last_t - stream.first_t)
-    return Result(client_id, i, True, latency, new_tokens=count, decode_tokens_s=rate,
-                  server_tokens_s=server_rate, updates=stream.seen)
+    return Result(
+        client_id,
+        i,
+        True,
+        latency,
+        new_tokens=count,
+        decode_tokens_s=rate,
+        server_tokens_s=server_rate,
+        updates=stream.seen,
+    )
 
 
 def make_client(kind: str, url: str, download_dir: str):
@@ -414,8 +458,18 @@ def make_client(kind: str, url: str, download_dir: str):
     return Client(url, verbose=False, download_files=download_dir, analytics_enabled=False)
 
 
-def run_load(url: str, work: Workload, clients: int, requests: int, timeout: float, deadline: float,
-             download_dir: str, stop: threading.Event, made: list, client_kind: str = "rest") -> tuple[list[Result], float, list[str]]:
+def run_load(
+    url: str,
+    work: Workload,
+    clients: int,
+    requests: int,
+    timeout: float,
+    deadline: float,
+    download_dir: str,
+    stop: threading.Event,
+    made: list,
+    client_kind: str = "rest",
+) -> tuple[list[Result], float, list[str]]:
     """All clients at once; returns the results, the measured wall time and client set-up errors (the
     clients go to ``made``)."""
     results: list[Result] = []
@@ -466,8 +520,9 @@ def run_load(url: str, work: Workload, clients: int, requests: int, timeout: flo
         return sorted(results, key=lambda r: r.index), wall, setup_errors
 
 
-def warmup(url: str, work: Workload, n: int, timeout: float, download_dir: str, made: list,
-           client_kind: str = "rest") -> list[str]:
+def warmup(
+    url: str, work: Workload, n: int, timeout: float, download_dir: str, made: list, client_kind: str = "rest"
+) -> list[str]:
     if n <= 0:
         return []
     client = make_client(client_kind, url, download_dir)
@@ -534,8 +589,12 @@ def summarize(results: list[Result], wall: float, work: Workload) -> dict:
         "failures": len(results) - len(ok),
         "timeouts": sum(1 for r in results if not r.ok and (r.error or "").startswith("timeout")),
         "not_started": sum(1 for r in results if not r.ok and r.latency_s is None),
-        "latency_ms": {"p50": percentile(lat, 50), "p95": percentile(lat, 95), "max": max(lat) if lat else None,
-                       "mean": statistics.fmean(lat) if lat else None},
+        "latency_ms": {
+            "p50": percentile(lat, 50),
+            "p95": percentile(lat, 95),
+            "max": max(lat) if lat else None,
+            "mean": statistics.fmean(lat) if lat else None,
+        },
         "wall_s": wall,
         "throughput_req_s": len(ok) / wall if wall > 0 else None,
     }
@@ -558,8 +617,11 @@ def summarize(results: list[Result], wall: float, work: Workload) -> dict:
         }
         # the target is judged on the lower of the two p50s: a client short of CPU receives the
         # stream in bursts, which makes its own rate look higher than the decoding was
-        both = [v for v in (out["tokens"]["decode_tokens_s_p50"], out["tokens"]["server_reported_tokens_s_p50"])
-                if v is not None]
+        both = [
+            v
+            for v in (out["tokens"]["decode_tokens_s_p50"], out["tokens"]["server_reported_tokens_s_p50"])
+            if v is not None
+        ]
         out["tokens"]["judged_tokens_s_p50"] = min(both) if both else None
     return out
 
@@ -580,7 +642,8 @@ def targets(summary: dict, task: str) -> dict:
     else:
         rate = summary["tokens"]["judged_tokens_s_p50"]
         t[f"decoding p50 >= {TARGET_GENERATE_TOKENS_S:.0f} tokens/s"] = (
-            None if rate is None else rate >= TARGET_GENERATE_TOKENS_S)
+            None if rate is None else rate >= TARGET_GENERATE_TOKENS_S
+        )
     return t
 
 
@@ -589,49 +652,89 @@ def print_report(report: dict) -> None:
     lat = s["latency_ms"]
     rows = [
         ("requests", f"{s['requests']}  ({report['config']['clients']} clients x {report['config']['requests']})", ""),
-        ("failures", f"{s['failures']}  (timeouts {s['timeouts']}, not started {s['not_started']})",
-         f"target 0: {_verdict(s['failures'] == 0)}"),
+        (
+            "failures",
+            f"{s['failures']}  (timeouts {s['timeouts']}, not started {s['not_started']})",
+            f"target 0: {_verdict(s['failures'] == 0)}",
+        ),
     ]
     lat_target = ""
     if task == "classify":
         ok = None if lat["p50"] is None else lat["p50"] < TARGET_CLASSIFY_P50_MS
         lat_target = f"target p50 < {TARGET_CLASSIFY_P50_MS:.0f} ms: {_verdict(ok)}"
     rows += [
-        ("latency p50/p95/max", f"{_fmt(lat['p50'], ' ms', 0)} / {_fmt(lat['p95'], ' ms', 0)} / "
-                                f"{_fmt(lat['max'], ' ms', 0)}", lat_target),
+        (
+            "latency p50/p95/max",
+            f"{_fmt(lat['p50'], ' ms', 0)} / {_fmt(lat['p95'], ' ms', 0)} / {_fmt(lat['max'], ' ms', 0)}",
+            lat_target,
+        ),
         ("throughput", f"{_fmt(s['throughput_req_s'], ' req/s', 2)}  (wall {s['wall_s']:.1f} s)", ""),
     ]
     if task == "classify":
         fwd = s["server_forward_ms"]
-        rows.append(("server forward p50/max", f"{_fmt(fwd['p50'], ' ms', 0)} / {_fmt(fwd['max'], ' ms', 0)}"
-                     "  (as the app reports it: model time without queueing or transfer)", ""))
+        rows.append(
+            (
+                "server forward p50/max",
+                f"{_fmt(fwd['p50'], ' ms', 0)} / {_fmt(fwd['max'], ' ms', 0)}"
+                "  (as the app reports it: model time without queueing or transfer)",
+                "",
+            )
+        )
     if task == "generate":
         tk = s["tokens"]
         judged = tk["judged_tokens_s_p50"]
         ok = None if judged is None else judged >= TARGET_GENERATE_TOKENS_S
         rows += [
-            ("decoding tokens/s p50", f"{_fmt(tk['decode_tokens_s_p50'])}  (min {_fmt(tk['decode_tokens_s_min'])}, "
-                                      f"server says p50 {_fmt(tk['server_reported_tokens_s_p50'])})",
-             f"target >= {TARGET_GENERATE_TOKENS_S:.0f} (lower p50 of the two): {_verdict(ok)}"),
-            ("aggregate tokens/s", f"{_fmt(tk['aggregate_tokens_s'])}  ({tk['new_tokens_total']} new tokens, "
-                                   f"{_fmt(tk['new_tokens_per_request_mean'])} per request)", ""),
+            (
+                "decoding tokens/s p50",
+                f"{_fmt(tk['decode_tokens_s_p50'])}  (min {_fmt(tk['decode_tokens_s_min'])}, "
+                f"server says p50 {_fmt(tk['server_reported_tokens_s_p50'])})",
+                f"target >= {TARGET_GENERATE_TOKENS_S:.0f} (lower p50 of the two): {_verdict(ok)}",
+            ),
+            (
+                "aggregate tokens/s",
+                f"{_fmt(tk['aggregate_tokens_s'])}  ({tk['new_tokens_total']} new tokens, "
+                f"{_fmt(tk['new_tokens_per_request_mean'])} per request)",
+                "",
+            ),
         ]
         client, server = tk["decode_tokens_s_p50"], tk["server_reported_tokens_s_p50"]
         if tk["requests_with_rate"] < s["ok"] or (client and server and abs(client - server) > 0.25 * server):
-            rows.append(("note", f"client-side rates for {tk['requests_with_rate']} of {s['ok']} requests; client "
-                                 "and server disagree or updates arrived in bursts: the clients were short of CPU "
-                                 "(compare the server's figure)", ""))
+            rows.append(
+                (
+                    "note",
+                    f"client-side rates for {tk['requests_with_rate']} of {s['ok']} requests; client "
+                    "and server disagree or updates arrived in bursts: the clients were short of CPU "
+                    "(compare the server's figure)",
+                    "",
+                )
+            )
     cpu = s["cpu_ms_per_request"]
-    rows.append(("CPU per request", f"server {_fmt(cpu['server'], ' ms', 0)}, clients {_fmt(cpu['clients'], ' ms', 0)}"
-                 f"  ({report['config']['client']} clients, same machine: both share the cores)", ""))
+    rows.append(
+        (
+            "CPU per request",
+            f"server {_fmt(cpu['server'], ' ms', 0)}, clients {_fmt(cpu['clients'], ' ms', 0)}"
+            f"  ({report['config']['client']} clients, same machine: both share the cores)",
+            "",
+        )
+    )
     mem = report["server_memory"]
-    mib = 2 ** 20
-    rows.append(("server peak RSS", "n/a" if not mem["peak_rss_bytes"] else
-                 f"{mem['peak_rss_bytes'] / mib:,.0f} MiB  (after warm-up {mem['rss_after_warmup_bytes'] / mib:,.0f}"
-                 f" MiB; {mem['method']}, {mem['samples']} samples)", ""))
+    mib = 2**20
+    rows.append(
+        (
+            "server peak RSS",
+            "n/a"
+            if not mem["peak_rss_bytes"]
+            else f"{mem['peak_rss_bytes'] / mib:,.0f} MiB  (after warm-up {mem['rss_after_warmup_bytes'] / mib:,.0f}"
+            f" MiB; {mem['method']}, {mem['samples']} samples)",
+            "",
+        )
+    )
     cfg = report["config"]
-    print(f"\n== load test: {task} · {cfg['model']} · {cfg['url']} · server concurrency "
-          f"{cfg['concurrency'] if cfg['started_server'] else '?'} ==")
+    print(
+        f"\n== load test: {task} · {cfg['model']} · {cfg['url']} · server concurrency "
+        f"{cfg['concurrency'] if cfg['started_server'] else '?'} =="
+    )
     width = max(len(r[0]) for r in rows)
     for name, value, note in rows:
         print(f"  {name:<{width}}  {value}" + (f"   [{note}]" if note else ""))
@@ -647,28 +750,51 @@ def print_report(report: dict) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Run from anywhere; the server is started from the repository root.")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run from anywhere; the server is started from the repository root.",
+    )
     p.add_argument("--task", choices=("classify", "generate"), default="classify")
     p.add_argument("--model", default=None, help="zoo model (default: grootv-nano-fmnist / grootl-nano-fortunes)")
     p.add_argument("--clients", type=int, default=16, help="concurrent clients, one thread each (16)")
-    p.add_argument("--client", choices=("rest", "gradio"), default="rest",
-                   help="rest (default): plain HTTP on Gradio's REST API, ~2 ms of client CPU per request; "
-                        "gradio: gradio_client.Client, ~170 ms of client CPU per request on the same cores")
+    p.add_argument(
+        "--client",
+        choices=("rest", "gradio"),
+        default="rest",
+        help="rest (default): plain HTTP on Gradio's REST API, ~2 ms of client CPU per request; "
+        "gradio: gradio_client.Client, ~170 ms of client CPU per request on the same cores",
+    )
     p.add_argument("--requests", type=int, default=5, help="requests per client (5)")
     p.add_argument("--warmup", type=int, default=2, help="unmeasured requests first, one at a time (2)")
-    p.add_argument("--timeout", type=float, default=120.0,
-                   help="seconds one request may take, queueing included; longer counts as a failure (120)")
-    p.add_argument("--deadline", type=float, default=900.0,
-                   help="seconds for warm-up plus measurement; requests not started by then are failures (900)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds one request may take, queueing included; longer counts as a failure (120)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=900.0,
+        help="seconds for warm-up plus measurement; requests not started by then are failures (900)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=48, help="generate: tokens per request (48)")
     p.add_argument("--url", default=None, help="use a running demo instead of starting one")
     p.add_argument("--server-pid", type=int, default=None, help="with --url: the server's pid, for its memory")
-    p.add_argument("--concurrency", type=int, default=2,
-                   help="started server: requests it runs at once (app.py --concurrency; 2, the app's default)")
-    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
-                   help="extra argument for app.py (repeatable), e.g. --server-arg=--threads --server-arg=2")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="started server: requests it runs at once (app.py --concurrency; 2, the app's default)",
+    )
+    p.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for app.py (repeatable), e.g. --server-arg=--threads --server-arg=2",
+    )
     p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds to wait for the server (180)")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the report as JSON")
     p.add_argument("--max-errors", type=int, default=5, help="error messages printed (5)")
@@ -738,13 +864,17 @@ def main(argv: list[str] | None = None) -> int:
         t = time.monotonic()
         warm_errors = warmup(url, work, args.warmup, args.timeout, downloads, clients, args.client)
         if args.warmup:
-            print(f"warm-up: {args.warmup} request(s) in {time.monotonic() - t:.1f} s"
-                  + (f", {len(warm_errors)} failed: {warm_errors[0]}" if warm_errors else ""), flush=True)
+            print(
+                f"warm-up: {args.warmup} request(s) in {time.monotonic() - t:.1f} s"
+                + (f", {len(warm_errors)} failed: {warm_errors[0]}" if warm_errors else ""),
+                flush=True,
+            )
         rss_after_warmup = sampler.last if sampler else 0
         print(f"measuring: {args.clients} clients x {args.requests} requests on {work.api_name} ...", flush=True)
         cpu0 = (tree_cpu_seconds(pid) if pid else None), own_cpu_seconds()
-        results, wall, setup_errors = run_load(url, work, args.clients, args.requests, args.timeout, deadline,
-                                               downloads, stop, clients, args.client)
+        results, wall, setup_errors = run_load(
+            url, work, args.clients, args.requests, args.timeout, deadline, downloads, stop, clients, args.client
+        )
         cpu_used = ((tree_cpu_seconds(pid) - cpu0[0]) if pid else None), own_cpu_seconds() - cpu0[1]
         drain(clients, min(args.timeout, 15.0))
     except KeyboardInterrupt:
@@ -761,27 +891,51 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = summarize(results, wall, work)
     done = max(1, len(results))
-    summary["cpu_ms_per_request"] = {"server": None if cpu_used[0] is None else 1000 * cpu_used[0] / done,
-                                     "clients": 1000 * cpu_used[1] / done}
+    summary["cpu_ms_per_request"] = {
+        "server": None if cpu_used[0] is None else 1000 * cpu_used[0] / done,
+        "clients": 1000 * cpu_used[1] / done,
+    }
     errors = setup_errors + [f"request {r.index} (client {r.client}): {r.error}" for r in results if not r.ok]
     report = {
         "config": {
-            "task": args.task, "model": work.model, "url": url, "started_server": server is not None,
-            "concurrency": args.concurrency if server else None, "clients": args.clients, "client": args.client,
-            "requests": args.requests, "warmup": args.warmup, "timeout_s": args.timeout,
+            "task": args.task,
+            "model": work.model,
+            "url": url,
+            "started_server": server is not None,
+            "concurrency": args.concurrency if server else None,
+            "clients": args.clients,
+            "client": args.client,
+            "requests": args.requests,
+            "warmup": args.warmup,
+            "timeout_s": args.timeout,
             "deadline_s": args.deadline,
-            **({"max_new_tokens": work.max_new_tokens, "temperature": work.temperature, "top_k": work.top_k,
-                "top_p": work.top_p} if args.task == "generate" else {}),
+            **(
+                {
+                    "max_new_tokens": work.max_new_tokens,
+                    "temperature": work.temperature,
+                    "top_k": work.top_k,
+                    "top_p": work.top_p,
+                }
+                if args.task == "generate"
+                else {}
+            ),
             "server_args": args.server_arg,
         },
-        "host": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                 "GROOTVL_CHECKPOINTS": os.environ.get("GROOTVL_CHECKPOINTS"),
-                 "GROOTVL_DEVICE": os.environ.get("GROOTVL_DEVICE")},
+        "host": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "GROOTVL_CHECKPOINTS": os.environ.get("GROOTVL_CHECKPOINTS"),
+            "GROOTVL_DEVICE": os.environ.get("GROOTVL_DEVICE"),
+        },
         "summary": summary,
-        "server_memory": {"peak_rss_bytes": sampler.peak if sampler else None,
-                          "rss_after_warmup_bytes": rss_after_warmup if sampler else None,
-                          "method": sampler.method if sampler else None,
-                          "samples": sampler.samples if sampler else 0, "interval_s": 0.1},
+        "server_memory": {
+            "peak_rss_bytes": sampler.peak if sampler else None,
+            "rss_after_warmup_bytes": rss_after_warmup if sampler else None,
+            "method": sampler.method if sampler else None,
+            "samples": sampler.samples if sampler else 0,
+            "interval_s": 0.1,
+        },
         "warmup_errors": warm_errors,
         "errors": errors[: args.max_errors],
         "results": [asdict(r) for r in results],

@@ -43,8 +43,10 @@ def _breakdown(model: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
         model(x)
         total = time.perf_counter() - start
     # the custom ops keep their names in profiles (ops.backend.eager_native steps aside)
-    ranges = {"tree_build": ("grootvl::grid_spanning_tree",),
-              "tree_scan": ("grootvl::tree_scan_full", "grootvl::tree_scan_subtree")}
+    ranges = {
+        "tree_build": ("grootvl::grid_spanning_tree",),
+        "tree_scan": ("grootvl::tree_scan_full", "grootvl::tree_scan_subtree"),
+    }
     out = {"total": total}
     for part, keys in ranges.items():
         # NOTE: events(), not key_averages(), which drops some top-level custom-op events
@@ -64,8 +66,20 @@ class _PyTorchElementwise:
 
         def output(h, u, c, ds, h_norm, out_norm, z, *, silu_gate=False):
             hw, hb = (h_norm.weight, h_norm.bias) if h_norm is not None else (None, None)
-            return reference.ssm_output(h, u, c, ds, hw, hb, h_norm.eps if h_norm is not None else 0.0,
-                                        out_norm.weight, out_norm.bias, out_norm.eps, z, silu_gate)
+            return reference.ssm_output(
+                h,
+                u,
+                c,
+                ds,
+                hw,
+                hb,
+                h_norm.eps if h_norm is not None else 0.0,
+                out_norm.weight,
+                out_norm.bias,
+                out_norm.eps,
+                z,
+                silu_gate,
+            )
 
         ops.ssm_discretize, ops.ssm_output = reference.ssm_discretize, output
         return self
@@ -80,8 +94,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave default)")
-    parser.add_argument("--unfused", action="store_true",
-                        help="also time GrootV-T with PyTorch's elementwise ops in TreeSSM (see above)")
+    parser.add_argument(
+        "--unfused",
+        action="store_true",
+        help="also time GrootV-T with PyTorch's elementwise ops in TreeSSM (see above)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,8 +107,7 @@ def main() -> None:
     grootv = grootv_tiny().eval()
     convnext = timm.create_model("convnext_tiny").eval()
     x = torch.randn(args.batch, 3, args.size, args.size)
-    print(f"op backend: {ops.backend('cpu')}, torch threads: {torch.get_num_threads()}, "
-          f"input {tuple(x.shape)}")
+    print(f"op backend: {ops.backend('cpu')}, torch threads: {torch.get_num_threads()}, input {tuple(x.shape)}")
 
     times = {"grootv_tiny": [], "convnext_tiny": []}
     if args.unfused:
@@ -110,15 +126,22 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     best = {k: min(v) for k, v in times.items()}
     for name, t in med.items():
-        print(f"{name:20s} median {t * 1e3:9.1f} ms, best {best[name] * 1e3:9.1f} ms  (runs: "
-              f"{', '.join(f'{s * 1e3:.0f}' for s in times[name])})")
+        print(
+            f"{name:20s} median {t * 1e3:9.1f} ms, best {best[name] * 1e3:9.1f} ms  (runs: "
+            f"{', '.join(f'{s * 1e3:.0f}' for s in times[name])})"
+        )
     for name in [k for k in times if k.startswith("grootv")]:
-        print(f"ratio {name} / convnext_tiny: median {med[name] / med['convnext_tiny']:.2f}x, "
-              f"best {best[name] / best['convnext_tiny']:.2f}x")
+        print(
+            f"ratio {name} / convnext_tiny: median {med[name] / med['convnext_tiny']:.2f}x, "
+            f"best {best[name] / best['convnext_tiny']:.2f}x"
+        )
     total = parts["total"]
-    print(f"grootv_tiny breakdown (one profiled run, {total * 1e3:.1f} ms): "
-          + ", ".join(f"{k} {parts[k] * 1e3:.1f} ms ({100 * parts[k] / total:.0f}%)"
-                      for k in ("tree_build", "tree_scan", "rest")))
+    print(
+        f"grootv_tiny breakdown (one profiled run, {total * 1e3:.1f} ms): "
+        + ", ".join(
+            f"{k} {parts[k] * 1e3:.1f} ms ({100 * parts[k] / total:.0f}%)" for k in ("tree_build", "tree_scan", "rest")
+        )
+    )
 
 
 if __name__ == "__main__":

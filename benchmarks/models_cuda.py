@@ -26,8 +26,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import torch
 
@@ -69,8 +70,10 @@ class _OpsWithBaselineScan:
 
 
 @contextlib.contextmanager
-def baseline_kernels(build_tree: Callable[[torch.Tensor], PublishedTables],
-                     scan: Callable[[torch.Tensor, torch.Tensor, PublishedTables], torch.Tensor]) -> Iterator[None]:
+def baseline_kernels(
+    build_tree: Callable[[torch.Tensor], PublishedTables],
+    scan: Callable[[torch.Tensor, torch.Tensor, PublishedTables], torch.Tensor],
+) -> Iterator[None]:
     """Inside, every TreeSSM builds its tree with ``build_tree(feature (B, D, H, W)) ->
     PublishedTables`` and scans with ``scan(x, a, tables) -> y`` (``x``, ``a``, ``y``: ``(B, D, V)``
     in vertex order), instead of ``ops.grid_spanning_tree`` and ``ops.tree_scan``.
@@ -124,7 +127,6 @@ def throughput(step: Callable[[], None], batch: int, warmup: int, iters: int) ->
 def run(args) -> int:
     import timm
     import torch.nn.functional as F
-
     from ops_cuda import forced, published_or_none, serving_backends
 
     if not torch.cuda.is_available():
@@ -145,9 +147,11 @@ def run(args) -> int:
     if getattr(model, "tree_per_stage", False):
         raise SystemExit("models_cuda.py: tree_per_stage models are not supported by the baseline swap")
     gen = torch.Generator(device="cuda").manual_seed(0)
-    print(f"# device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
-          f"{args.model}, 224x224, TF32 on, images/s from the mean of {args.iters} calls after {args.warmup} "
-          f"warm-up calls, {args.rounds} interleaved rounds (median)")
+    print(
+        f"# device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+        f"{args.model}, 224x224, TF32 on, images/s from the mean of {args.iters} calls after {args.warmup} "
+        f"warm-up calls, {args.rounds} interleaved rounds (median)"
+    )
 
     # sanity: the same logits (float32, eval) with every set of kernels
     x = torch.randn(min(args.batch, 16), 3, 224, 224, device="cuda", generator=gen)
@@ -176,19 +180,21 @@ def run(args) -> int:
         yt = torch.randint(0, model.num_classes, (args.train_batch,), device="cuda", generator=gen)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-        def infer():
+        def infer(xi=xi, autocast=autocast):  # (bound now: this precision's inputs)
             with torch.no_grad(), autocast:
                 model(xi)
 
-        def train_step():
+        def train_step(xt=xt, yt=yt, opt=opt, autocast=autocast):
             with autocast:
                 loss = F.cross_entropy(model(xt), yt)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        for phase, fn, batch, mode in (("inference", infer, args.batch, False),
-                                       ("train step", train_step, args.train_batch, True)):
+        for phase, fn, batch, mode in (
+            ("inference", infer, args.batch, False),
+            ("train step", train_step, args.train_batch, True),
+        ):
             model.train(mode)
             rounds = {n: [] for n in names}
             for _ in range(args.rounds):

@@ -43,8 +43,8 @@ except ImportError:  # running from a checkout that is not installed
     sys.path.insert(0, str(ROOT))
     from grootvl_core import ops
 
-from grootvl_core.ops import reference
-from grootvl_core.ops.backend import implementation, native_error
+from grootvl_core.ops import reference  # noqa: E402 - after the import fallback above
+from grootvl_core.ops.backend import implementation, native_error  # noqa: E402
 
 STAGES = {1: (56, 56, 160), 2: (28, 28, 320), 3: (14, 14, 640), 4: (7, 7, 1280)}
 
@@ -122,15 +122,23 @@ def bench_stage(native, stage: int, batch: int, run_ref: bool, rounds: int) -> d
     def nat_bwd():
         return native.scan_full_bwd(gy, a, order, parent, depth, y0, u0)
 
-    fns = {"copy": lambda: torch.empty_like(xa).copy_(xa), "nat_fwd": nat_fwd, "nat_fb": nat_fb,
-           "copy_bwd": lambda: torch.empty_like(bwd_bytes).copy_(bwd_bytes), "nat_bwd": nat_bwd}
+    fns = {
+        "copy": lambda: torch.empty_like(xa).copy_(xa),
+        "nat_fwd": nat_fwd,
+        "nat_fb": nat_fb,
+        "copy_bwd": lambda: torch.empty_like(bwd_bytes).copy_(bwd_bytes),
+        "nat_bwd": nat_bwd,
+    }
     if run_ref:
         ref_fwd, ref_fb = scan_case(reference, x, a, order, parent, depth, gy)
         fns.update(ref_fwd=ref_fwd, ref_fb=ref_fb)
     row = {"stage": stage, "shape": f"{h}x{w}", "D": d, "B": batch}
-    ratios = {"nat/copy": ("nat_fwd", "copy"), "bwd/copy": ("nat_bwd", "copy_bwd"),
-              "ref/nat fwd": ("ref_fwd", "nat_fwd"),
-              "ref/nat fb": ("ref_fb", "nat_fb")}
+    ratios = {
+        "nat/copy": ("nat_fwd", "copy"),
+        "bwd/copy": ("nat_bwd", "copy_bwd"),
+        "ref/nat fwd": ("ref_fwd", "nat_fwd"),
+        "ref/nat fb": ("ref_fb", "nat_fb"),
+    }
     row.update(summarise(interleaved_ms(fns, rounds), ratios))
     if run_ref:
         y_n, y_r = nat_fwd()[0], ref_fwd()[0]
@@ -152,8 +160,11 @@ def bench_tree(native, batch: int, rounds: int, run_ref: bool) -> dict:
         tree, _ = reference.mst(edges, weights, h * w)
         return reference.bfs(tree.long(), 0)
 
-    fns = {"sort": lambda: torch.sort(weights, dim=1, stable=True),
-           "mst": lambda: native.mst(edges, weights, h * w), "nat": nat}
+    fns = {
+        "sort": lambda: torch.sort(weights, dim=1, stable=True),
+        "mst": lambda: native.mst(edges, weights, h * w),
+        "nat": nat,
+    }
     if run_ref:
         fns["ref"] = ref
     row = {"B": batch, "E": edges.shape[1]}
@@ -173,9 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", default="1,2,3,4", help="comma-separated GrootV-T stages (1-4)")
     parser.add_argument("--batches", default=None, help="comma-separated batch sizes (default 1,8)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--cpu-time", action="store_true",
-                        help="time the CPU time of the calling thread with ONE torch thread instead of wall "
-                             "time: robust on a loaded shared machine")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time the CPU time of the calling thread with ONE torch thread instead of wall "
+        "time: robust on a loaded shared machine",
+    )
     args = parser.parse_args(argv)
     global CLOCK
     if args.cpu_time:
@@ -190,26 +204,35 @@ def main(argv: list[str] | None = None) -> int:
     batches = [int(b) for b in (args.batches or ("1" if args.quick else "1,8")).split(",")]
     stages = [int(s) for s in args.stages.split(",")]
     rounds = 7 if args.quick else 21
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-          f"float32, median over {rounds} interleaved rounds of "
-          f"{'thread CPU time' if args.cpu_time else 'wall time'}")
-    print("ratios (medians of per-round ratios): ref/nat > 1 means the native op is faster; nat/copy = "
-          "native forward / plain copy of the same bytes; bwd/copy = native backward alone / copy of its bytes\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+        f"float32, median over {rounds} interleaved rounds of "
+        f"{'thread CPU time' if args.cpu_time else 'wall time'}"
+    )
+    print(
+        "ratios (medians of per-round ratios): ref/nat > 1 means the native op is faster; nat/copy = "
+        "native forward / plain copy of the same bytes; bwd/copy = native backward alone / copy of its bytes\n"
+    )
 
-    head = (f"{'stage':>5} {'shape':>6} {'D':>5} {'B':>3} | {'copy ms':>8} {'nat fwd':>8} {'nat/copy':>8} | "
-            f"{'ref fwd':>8} {'ref/nat':>8} | {'nat f+b':>8} {'ref f+b':>8} {'ref/nat':>8} | {'nat bwd':>8} "
-            f"{'bwd/copy':>8} | {'rel diff':>8}")
+    head = (
+        f"{'stage':>5} {'shape':>6} {'D':>5} {'B':>3} | {'copy ms':>8} {'nat fwd':>8} {'nat/copy':>8} | "
+        f"{'ref fwd':>8} {'ref/nat':>8} | {'nat f+b':>8} {'ref f+b':>8} {'ref/nat':>8} | {'nat bwd':>8} "
+        f"{'bwd/copy':>8} | {'rel diff':>8}"
+    )
     print(head)
     print("-" * len(head))
     for batch in batches:
         for stage in stages:
             run_ref = batch == 1 or not args.quick
             r = bench_stage(native, stage, batch, run_ref, rounds)
-            print(f"{r['stage']:>5} {r['shape']:>6} {r['D']:>5} {r['B']:>3} | {r['copy']:8.3f} {r['nat_fwd']:8.3f} "
-                  f"{r['nat/copy']:8.2f} | {fmt(r.get('ref_fwd'), '8.2f')} {fmt(r.get('ref/nat fwd'), '8.1f')} | "
-                  f"{r['nat_fb']:8.3f} {fmt(r.get('ref_fb'), '8.2f')} {fmt(r.get('ref/nat fb'), '8.1f')} | "
-                  f"{r['nat_bwd']:8.3f} {r['bwd/copy']:8.2f} | "
-                  f"{fmt(r.get('max_diff'), '8.1e')}", flush=True)
+            print(
+                f"{r['stage']:>5} {r['shape']:>6} {r['D']:>5} {r['B']:>3} | {r['copy']:8.3f} {r['nat_fwd']:8.3f} "
+                f"{r['nat/copy']:8.2f} | {fmt(r.get('ref_fwd'), '8.2f')} {fmt(r.get('ref/nat fwd'), '8.1f')} | "
+                f"{r['nat_fb']:8.3f} {fmt(r.get('ref_fb'), '8.2f')} {fmt(r.get('ref/nat fb'), '8.1f')} | "
+                f"{r['nat_bwd']:8.3f} {r['bwd/copy']:8.2f} | "
+                f"{fmt(r.get('max_diff'), '8.1e')}",
+                flush=True,
+            )
 
     print("\nMST + BFS of a 56x56 grid (6160 edges), per image")
     head = f"{'B':>3} | {'sort ms':>8} {'mst ms':>8} {'mst+bfs':>8} {'/sort':>6} | {'ref ms':>8} {'ref/nat':>8}"
@@ -217,8 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(head))
     for batch in batches:
         r = bench_tree(native, batch, rounds, run_ref=batch == 1)
-        print(f"{r['B']:>3} | {r['sort']:8.4f} {r['mst']:8.4f} {r['nat']:8.4f} {r['nat/sort']:6.2f} | "
-              f"{fmt(r.get('ref'), '8.2f')} {fmt(r.get('ref/nat'), '8.0f')}", flush=True)
+        print(
+            f"{r['B']:>3} | {r['sort']:8.4f} {r['mst']:8.4f} {r['nat']:8.4f} {r['nat/sort']:6.2f} | "
+            f"{fmt(r.get('ref'), '8.2f')} {fmt(r.get('ref/nat'), '8.0f')}",
+            flush=True,
+        )
     return 0
 
 

@@ -57,9 +57,13 @@ def load_published():
         os.environ["CUDA_HOME"] = home
         cpp_extension.CUDA_HOME = home
     src = ROOT / "benchmarks" / "published_baseline" / "published_tree_scan.cu"
-    return cpp_extension.load(name="grootvl_published_baseline", sources=[str(src)],
-                              extra_include_paths=_pip_cuda_includes(),
-                              extra_cuda_cflags=["-O3"], verbose=False)
+    return cpp_extension.load(
+        name="grootvl_published_baseline",
+        sources=[str(src)],
+        extra_include_paths=_pip_cuda_includes(),
+        extra_cuda_cflags=["-O3"],
+        verbose=False,
+    )
 
 
 def serving_backends(names, device: str = "cuda") -> list[str]:
@@ -189,8 +193,13 @@ def run_stage(ext, backends, stage: int, batch: int, warmup: int, iters: int, dt
                 y_ours, y_pub = ops.tree_scan(xr, ar, tree), published_scan(ext, xp, ap, tables)
                 (y_ours * g).sum().backward()
                 (y_pub * g).sum().backward()
-                sanity[name] = (same, [(p - q).abs().max().item() / max(q.abs().max().item(), 1e-30)
-                                       for p, q in ((y_ours, y_pub), (xr.grad, xp.grad), (ar.grad, ap.grad))])
+                sanity[name] = (
+                    same,
+                    [
+                        (p - q).abs().max().item() / max(q.abs().max().item(), 1e-30)
+                        for p, q in ((y_ours, y_pub), (xr.grad, xp.grad), (ar.grad, ap.grad))
+                    ],
+                )
 
         def tree_fn(name=name):
             with forced(name):
@@ -207,6 +216,7 @@ def run_stage(ext, backends, stage: int, batch: int, warmup: int, iters: int, dt
 
         fns[name] = {"mst+bfs": tree_fn, "scan fwd": fwd, "scan fwd+bwd": fwd_bwd}
     if ext is not None:
+
         def pub_fwd_bwd():
             xx, aa = x.detach().requires_grad_(), a.detach().requires_grad_()
             torch.autograd.backward(published_scan(ext, xx, aa, tables), g)
@@ -215,8 +225,11 @@ def run_stage(ext, backends, stage: int, batch: int, warmup: int, iters: int, dt
             with torch.no_grad():
                 published_scan(ext, x, a, tables)
 
-        fns["published"] = {"mst+bfs": lambda: published_tree(ext, edges32, weights, v),
-                            "scan fwd": pub_fwd, "scan fwd+bwd": pub_fwd_bwd}
+        fns["published"] = {
+            "mst+bfs": lambda: published_tree(ext, edges32, weights, v),
+            "scan fwd": pub_fwd,
+            "scan fwd+bwd": pub_fwd_bwd,
+        }
     out = []
     for op in ("mst+bfs", "scan fwd", "scan fwd+bwd"):
         out.append((f"{h}x{w} D={d}", op, {impl: cuda_time(f[op], warmup, iters) for impl, f in fns.items()}))
@@ -230,9 +243,12 @@ def main(argv=None) -> int:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--stages", default="1,2,3,4", help="comma-separated stage numbers (1-4)")
     parser.add_argument("--backends", default="cuda,triton", help="our GPU backends to time")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
-                        help="scan inputs (half precision: ours read it directly, the published "
-                             "kernels get float32 copies)")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "float16", "bfloat16"),
+        help="scan inputs (half precision: ours read it directly, the published kernels get float32 copies)",
+    )
     args = parser.parse_args(argv)
     dtype = getattr(torch, args.dtype)
     if not torch.cuda.is_available():
@@ -244,8 +260,10 @@ def main(argv=None) -> int:
         return 1
     ext = published_or_none("ops_cuda.py")
     impls = backends + (["published"] if ext is not None else [])
-    print(f"# device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
-          f"scan inputs {args.dtype}, mean of {args.iters} after {args.warmup} warm-up calls")
+    print(
+        f"# device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+        f"scan inputs {args.dtype}, mean of {args.iters} after {args.warmup} warm-up calls"
+    )
     head = f"{'shape':<16} {'batch':>5} {'op':<14}" + "".join(f" {i + ' ms':>13}" for i in impls)
     if ext is not None:
         head += "".join(f" {'published/' + b:>17}" for b in backends)
@@ -265,8 +283,10 @@ def main(argv=None) -> int:
         print("# sanity (each backend vs published): same MST edge set; max relative difference of y, grad x, grad a")
         for shape, batch, sanity in checks:
             for name, (same, diffs) in sanity.items():
-                print(f"#   {shape:<16} b{batch:<4} {name:<7} same tree: {same}  diffs: "
-                      + ", ".join(f"{x:.2e}" for x in diffs))
+                print(
+                    f"#   {shape:<16} b{batch:<4} {name:<7} same tree: {same}  diffs: "
+                    + ", ".join(f"{x:.2e}" for x in diffs)
+                )
     return 0
 
 

@@ -33,13 +33,13 @@ def shifted_flip_probabilities(model, x: torch.Tensor, shift: int) -> torch.Tens
     total = count = 0
     for dy in (0, shift, 2 * shift):
         for dx in (0, shift, 2 * shift):
-            probs = segment_probabilities(model, padded[..., dy:dy + size, dx:dx + size], flip=True)
+            probs = segment_probabilities(model, padded[..., dy : dy + size, dx : dx + size], flip=True)
             canvas = probs.new_zeros(*probs.shape[:2], size + 2 * shift, size + 2 * shift)
             cover = probs.new_zeros(1, 1, size + 2 * shift, size + 2 * shift)
-            canvas[..., dy:dy + size, dx:dx + size] = probs
-            cover[..., dy:dy + size, dx:dx + size] = 1
+            canvas[..., dy : dy + size, dx : dx + size] = probs
+            cover[..., dy : dy + size, dx : dx + size] = 1
             total, count = total + canvas, count + cover
-    return (total / count)[..., shift:shift + size, shift:shift + size]
+    return (total / count)[..., shift : shift + size, shift : shift + size]
 
 
 def main() -> None:
@@ -54,11 +54,15 @@ def main() -> None:
     rows = []
     with torch.inference_mode():
         segment_probabilities(model, normalise(test[0][0][None]))  # warm-up: the op's first call loads it
-        for name, scenes, flip in (("test scenes, single pass", test, False), ("test scenes, flip", test, True),
-                                   ("new scenes of training garments, single pass", train_unseen, False)):
+        for name, scenes, flip in (
+            ("test scenes, single pass", test, False),
+            ("test scenes, flip", test, True),
+            ("new scenes of training garments, single pass", train_unseen, False),
+        ):
             t0 = time.perf_counter()
-            rows.append((name, evaluate_segmenter(model, scenes, args.scenes, flip=flip)["mIoU"],
-                         time.perf_counter() - t0))
+            rows.append(
+                (name, evaluate_segmenter(model, scenes, args.scenes, flip=flip)["mIoU"], time.perf_counter() - t0)
+            )
         t0 = time.perf_counter()
         conf = torch.zeros(model.num_classes, model.num_classes, dtype=torch.long)
         for i in range(0, args.scenes, 50):

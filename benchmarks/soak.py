@@ -101,10 +101,14 @@ def make_inputs(folder: Path) -> Inputs:
     if not too_big.is_file():
         with open(too_big, "wb") as f:  # sparse: above the 32 MB upload limit, nothing on disk
             f.truncate(40 * 1024 * 1024)
-    return Inputs(sorted(str(p) for p in (ASSETS / "fashion").glob("*.png")),
-                  sorted(str(p) for p in (ASSETS / "scenes").glob("*.png")),
-                  sorted(str(p) for p in (ASSETS / "photos").glob("*.jpg")),
-                  str(not_image), str(png_bomb(folder / "bomb.png")), str(too_big))
+    return Inputs(
+        sorted(str(p) for p in (ASSETS / "fashion").glob("*.png")),
+        sorted(str(p) for p in (ASSETS / "scenes").glob("*.png")),
+        sorted(str(p) for p in (ASSETS / "photos").glob("*.jpg")),
+        str(not_image),
+        str(png_bomb(folder / "bomb.png")),
+        str(too_big),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,8 +137,9 @@ def good_segment(c: RestClient, inp: Inputs, rng: random.Random) -> None:
 
 
 def good_generate(c: RestClient, inp: Inputs, rng: random.Random, new_tokens: int = 4) -> None:
-    text, stats, *_ = c.predict("/generate", [LONG_PROMPT, "grootl-nano-fortunes", new_tokens, 0.7, 40, 0.95,
-                                              rng.randrange(1000)])
+    text, stats, *_ = c.predict(
+        "/generate", [LONG_PROMPT, "grootl-nano-fortunes", new_tokens, 0.7, 40, 0.95, rng.randrange(1000)]
+    )
     assert isinstance(text, str) and "new tokens" in stats, stats
     picture, spans = c.predict("/token_tree", [1])
     assert _pic(picture) and spans
@@ -150,8 +155,13 @@ def good_zoo(c: RestClient, inp: Inputs, rng: random.Random) -> None:
     assert table and "grootv-nano-fmnist" in json.dumps(table)
 
 
-GOOD = {"classify": good_classify, "segment": good_segment, "generate": good_generate,
-        "pixel_tree": good_pixel_tree, "zoo": good_zoo}
+GOOD = {
+    "classify": good_classify,
+    "segment": good_segment,
+    "generate": good_generate,
+    "pixel_tree": good_pixel_tree,
+    "zoo": good_zoo,
+}
 
 
 def _refused(call, *, note_says: str | None = None) -> str:
@@ -161,8 +171,9 @@ def _refused(call, *, note_says: str | None = None) -> str:
         out = call()
     except GradioError as exc:
         message = str(exc)
-        assert "the app raised an error" not in message and not message.rstrip().endswith(": Error"), \
+        assert "the app raised an error" not in message and not message.rstrip().endswith(": Error"), (
             f"an error without its message: {message!r}"
+        )
         return message
     if note_says is not None and isinstance(out, (list, tuple)) and len(out) == 2:
         labels, note = out
@@ -180,8 +191,9 @@ def hostile_not_image(c, inp, rng):
 def hostile_bomb(c, inp, rng):
     image = c.upload(inp.bomb)
     _refused(lambda: c.predict("/classify", [image, "grootv-nano-fmnist"]), note_says="megapixels")
-    api, data = rng.choice([("/segment", [image, "grootv-nano-scenes", 0.5, False]),
-                            ("/pixel_tree", [image, 32, "l2", "depth"])])
+    api, data = rng.choice(
+        [("/segment", [image, "grootv-nano-scenes", 0.5, False]), ("/pixel_tree", [image, 32, "l2", "depth"])]
+    )
     _refused(lambda: c.predict(api, data))
 
 
@@ -205,11 +217,15 @@ def hostile_model(c, inp, rng):
 
 
 def hostile_sampling(c, inp, rng):
-    bad = rng.choice([[LONG_PROMPT, "grootl-nano-fortunes", 4, math.nan, 40, 0.95, 0],
-                      [LONG_PROMPT, "grootl-nano-fortunes", 4, 0.7, 40, math.nan, 0],
-                      [LONG_PROMPT, "grootl-nano-fortunes", 4, 0.7, 40, 0.95, 2 ** 70],
-                      ["x" * 5000, "grootl-nano-fortunes", 4, 0.7, 40, 0.95, 0],
-                      ["   ", "grootl-nano-fortunes", 4, 0.7, 40, 0.95, 0]])
+    bad = rng.choice(
+        [
+            [LONG_PROMPT, "grootl-nano-fortunes", 4, math.nan, 40, 0.95, 0],
+            [LONG_PROMPT, "grootl-nano-fortunes", 4, 0.7, 40, math.nan, 0],
+            [LONG_PROMPT, "grootl-nano-fortunes", 4, 0.7, 40, 0.95, 2**70],
+            ["x" * 5000, "grootl-nano-fortunes", 4, 0.7, 40, 0.95, 0],
+            ["   ", "grootl-nano-fortunes", 4, 0.7, 40, 0.95, 0],
+        ]
+    )
     message = _refused(lambda: c.predict("/generate", bad))
     assert "internal error" not in message, message
 
@@ -219,9 +235,16 @@ def hostile_affinity(c, inp, rng):
     _refused(lambda: c.predict("/classify_affinity", [0, 0, 99, 99]))
 
 
-HOSTILE = {"not_image": hostile_not_image, "bomb": hostile_bomb, "inline_bomb": hostile_inline_bomb,
-           "path": hostile_path, "integer": hostile_integer, "model": hostile_model, "sampling": hostile_sampling,
-           "affinity": hostile_affinity}
+HOSTILE = {
+    "not_image": hostile_not_image,
+    "bomb": hostile_bomb,
+    "inline_bomb": hostile_inline_bomb,
+    "path": hostile_path,
+    "integer": hostile_integer,
+    "model": hostile_model,
+    "sampling": hostile_sampling,
+    "affinity": hostile_affinity,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,8 +261,17 @@ class Outcome:
     error: str | None = None
 
 
-def run_session(url: str, session: int, requests: int, inp: Inputs, hostile: float, seed: int, deadline: float,
-                timeout: float, new_tokens: int) -> list[Outcome]:
+def run_session(
+    url: str,
+    session: int,
+    requests: int,
+    inp: Inputs,
+    hostile: float,
+    seed: int,
+    deadline: float,
+    timeout: float,
+    new_tokens: int,
+) -> list[Outcome]:
     rng = random.Random(seed * 100_003 + session)
     out = []
     goods = list(GOOD)
@@ -323,19 +355,29 @@ def summarize(outcomes: list[Outcome], rss_start: int, rss_end: int, series: lis
     step = max(1, len(series) // 12)
     return {
         "requests": n,
-        "good": len(good), "good_failed": sum(not o.ok for o in good),
-        "hostile": len(bad), "hostile_not_refused": sum(not o.ok for o in bad),
-        "good_latency_s": {"p50": percentile([o.latency_s for o in good], 50),
-                           "p95": percentile([o.latency_s for o in good], 95),
-                           "max": max((o.latency_s for o in good), default=None)},
-        "hostile_latency_s": {"p50": percentile([o.latency_s for o in bad], 50),
-                              "p95": percentile([o.latency_s for o in bad], 95),
-                              "max": max((o.latency_s for o in bad), default=None)},
-        "rss_mb": {"after_warmup": rss_start / 1e6, "end": rss_end / 1e6,
-                   "peak": max((r for _, r in series), default=0) / 1e6, "growth": growth_mb,
-                   # the target is per 500 requests; shorter runs are held to it unscaled
-                   "growth_limit": TARGET_RSS_GROWTH_MB_PER_500 * max(1.0, n / 500),
-                   "over_time": [(round(t, 1), round(r / 1e6)) for t, r in series[::step]]},
+        "good": len(good),
+        "good_failed": sum(not o.ok for o in good),
+        "hostile": len(bad),
+        "hostile_not_refused": sum(not o.ok for o in bad),
+        "good_latency_s": {
+            "p50": percentile([o.latency_s for o in good], 50),
+            "p95": percentile([o.latency_s for o in good], 95),
+            "max": max((o.latency_s for o in good), default=None),
+        },
+        "hostile_latency_s": {
+            "p50": percentile([o.latency_s for o in bad], 50),
+            "p95": percentile([o.latency_s for o in bad], 95),
+            "max": max((o.latency_s for o in bad), default=None),
+        },
+        "rss_mb": {
+            "after_warmup": rss_start / 1e6,
+            "end": rss_end / 1e6,
+            "peak": max((r for _, r in series), default=0) / 1e6,
+            "growth": growth_mb,
+            # the target is per 500 requests; shorter runs are held to it unscaled
+            "growth_limit": TARGET_RSS_GROWTH_MB_PER_500 * max(1.0, n / 500),
+            "over_time": [(round(t, 1), round(r / 1e6)) for t, r in series[::step]],
+        },
         "failures": [asdict(o) for o in outcomes if not o.ok][:20],
     }
 
@@ -343,8 +385,10 @@ def summarize(outcomes: list[Outcome], rss_start: int, rss_end: int, series: lis
 def print_report(report: dict) -> None:
     s = report["summary"]
     f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-    print(f"\n{report['sessions']} sessions x {report['requests_per_session']} requests "
-          f"({report['clients']} at a time, {report['hostile_share']:.0%} hostile), {report['wall_s']:.0f} s")
+    print(
+        f"\n{report['sessions']} sessions x {report['requests_per_session']} requests "
+        f"({report['clients']} at a time, {report['hostile_share']:.0%} hostile), {report['wall_s']:.0f} s"
+    )
     print(f"good requests:    {s['good']:5d}, failed {s['good_failed']} (target 0)")
     print(f"hostile requests: {s['hostile']:5d}, not refused {s['hostile_not_refused']} (target 0)")
     print(f"oversized upload refused (HTTP 413): {report['oversized_upload_refused']}")
@@ -352,15 +396,19 @@ def print_report(report: dict) -> None:
         lat = s[f"{kind}_latency_s"]
         print(f"latency {kind:8s} p50 {f(lat['p50'])} s  p95 {f(lat['p95'])} s  max {f(lat['max'])} s")
     r = s["rss_mb"]
-    print(f"RSS: {r['after_warmup']:.0f} MB after warm-up, {r['end']:.0f} MB at the end, peak {r['peak']:.0f} MB; "
-          f"growth {r['growth']:+.0f} MB over {s['requests']} requests (target < {r['growth_limit']:.0f} MB: "
-          f"{TARGET_RSS_GROWTH_MB_PER_500:.0f} per 500 requests)")
+    print(
+        f"RSS: {r['after_warmup']:.0f} MB after warm-up, {r['end']:.0f} MB at the end, peak {r['peak']:.0f} MB; "
+        f"growth {r['growth']:+.0f} MB over {s['requests']} requests (target < {r['growth_limit']:.0f} MB: "
+        f"{TARGET_RSS_GROWTH_MB_PER_500:.0f} per 500 requests)"
+    )
     print("RSS over time (s, MB): " + ", ".join(f"{t:g}:{m}" for t, m in r["over_time"]))
     d = report["disk"]
-    print(f"disk: temp folders {d['before'] / 1e6:.1f} MB before, {d['after'] / 1e6:.1f} MB after "
-          f"({(d['after'] - d['before']) / 1e6:+.1f} MB)"
-          + ("" if d["after_stop"] is None else f", {d['after_stop'] / 1e6:.1f} MB once stopped")
-          + f"; left in the server's TMPDIR after the stop: {d['left_after_stop']}")
+    print(
+        f"disk: temp folders {d['before'] / 1e6:.1f} MB before, {d['after'] / 1e6:.1f} MB after "
+        f"({(d['after'] - d['before']) / 1e6:+.1f} MB)"
+        + ("" if d["after_stop"] is None else f", {d['after_stop'] / 1e6:.1f} MB once stopped")
+        + f"; left in the server's TMPDIR after the stop: {d['left_after_stop']}"
+    )
     for fail in s["failures"][:8]:
         print(f"  failed {fail['kind']} {fail['name']} (session {fail['session']}): {fail['error']}")
     print("targets:", ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in report["targets"].items()))
@@ -377,8 +425,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds one request may take (120)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--url", help="attach to a running demo instead of starting one")
-    p.add_argument("--root", help="start the app.py of this checkout instead (e.g. an older commit, for "
-                   "before/after figures; it gets PYTHONPATH=ROOT)")
+    p.add_argument(
+        "--root",
+        help="start the app.py of this checkout instead (e.g. an older commit, for "
+        "before/after figures; it gets PYTHONPATH=ROOT)",
+    )
     p.add_argument("--server-pid", type=int, help="with --url: the server's pid, for its RSS")
     p.add_argument("--work-dir", help="inputs and the server's temp folders (default: a new temp folder)")
     p.add_argument("--json", help="also write the report here")
@@ -436,8 +487,21 @@ def main(argv: list[str] | None = None) -> int:
         start = time.monotonic()
         deadline = start + args.duration
         with ThreadPoolExecutor(args.clients) as pool:
-            futures = [pool.submit(run_session, url, s, args.requests, inp, args.hostile, args.seed, deadline,
-                                   args.timeout, args.new_tokens) for s in range(args.sessions)]
+            futures = [
+                pool.submit(
+                    run_session,
+                    url,
+                    s,
+                    args.requests,
+                    inp,
+                    args.hostile,
+                    args.seed,
+                    deadline,
+                    args.timeout,
+                    args.new_tokens,
+                )
+                for s in range(args.sessions)
+            ]
             outcomes = [o for f in futures for o in f.result()]
         wall = time.monotonic() - start
         refused_413 = oversized_upload_refused(url, inp)
@@ -453,16 +517,28 @@ def main(argv: list[str] | None = None) -> int:
             disk_after_stop = folder_bytes(server_tmp) + folder_bytes(gradio_tmp)
         summary = summarize(outcomes, rss_start, rss_end, series.points if series else [])
         rss = summary["rss_mb"]
-        report = {"sessions": args.sessions, "requests_per_session": args.requests, "clients": args.clients,
-                  "hostile_share": args.hostile, "wall_s": wall, "summary": summary,
-                  "oversized_upload_refused": refused_413,
-                  "disk": {"before": disk_before, "after": disk_after, "after_stop": disk_after_stop,
-                           "left_after_stop": left},
-                  "targets": {"0 good failed": summary["good_failed"] == 0,
-                              "hostile all refused": summary["hostile_not_refused"] == 0,
-                              "upload limit": refused_413,
-                              "RSS growth < 400 MB / 500 requests": bool(pid) and rss["growth"] < rss["growth_limit"],
-                              "no grootvl-app folder left": not any(n.startswith("grootvl-app-") for n in left or [])}}
+        report = {
+            "sessions": args.sessions,
+            "requests_per_session": args.requests,
+            "clients": args.clients,
+            "hostile_share": args.hostile,
+            "wall_s": wall,
+            "summary": summary,
+            "oversized_upload_refused": refused_413,
+            "disk": {
+                "before": disk_before,
+                "after": disk_after,
+                "after_stop": disk_after_stop,
+                "left_after_stop": left,
+            },
+            "targets": {
+                "0 good failed": summary["good_failed"] == 0,
+                "hostile all refused": summary["hostile_not_refused"] == 0,
+                "upload limit": refused_413,
+                "RSS growth < 400 MB / 500 requests": bool(pid) and rss["growth"] < rss["growth_limit"],
+                "no grootvl-app folder left": not any(n.startswith("grootvl-app-") for n in left or []),
+            },
+        }
         print_report(report)
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=1))

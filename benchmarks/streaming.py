@@ -48,8 +48,13 @@ def model_alone(loaded, prompt: str, tokens: int) -> tuple[int, float]:
     from grootvl_core.generation import stream_ids
 
     tok = loaded.tokenizer
-    stream = stream_ids(loaded.predictor, torch.tensor([tok.encode(prompt)]), max_new_tokens=tokens,
-                        temperature=0.0, eos_token_id=tok.eos_token_id)
+    stream = stream_ids(
+        loaded.predictor,
+        torch.tensor([tok.encode(prompt)]),
+        max_new_tokens=tokens,
+        temperature=0.0,
+        eos_token_id=tok.eos_token_id,
+    )
     with torch.inference_mode():
         next(stream)
         t0, count = time.perf_counter(), 1
@@ -92,8 +97,7 @@ def main() -> None:
     try:
         loaded = cache.get(MODEL, "generation")
         client_sees(url, args.prompt, 8), model_alone(loaded, args.prompt, 8)  # warm-up
-        print(f"{MODEL}, prompt {args.prompt!r}, {args.tokens} greedy tokens, torch threads "
-              f"{torch.get_num_threads()}")
+        print(f"{MODEL}, prompt {args.prompt!r}, {args.tokens} greedy tokens, torch threads {torch.get_num_threads()}")
         ratios, client_rates, model_rates = [], [], []
         for r in range(args.rounds):
             n_model, model_rate = model_alone(loaded, args.prompt, args.tokens)
@@ -102,11 +106,15 @@ def main() -> None:
             ratios.append(ratio)
             client_rates.append(client_rate)
             model_rates.append(model_rate)
-            print(f"round {r + 1}: model alone {model_rate:7.1f} tokens/s ({n_model} tokens) · client "
-                  f"{client_rate:7.1f} tokens/s ({n_client} tokens, {updates} updates) · ratio {ratio:.2f}")
-        print(f"median: model alone {statistics.median(model_rates):.1f} tokens/s, client "
-              f"{statistics.median(client_rates):.1f} tokens/s, ratio client/model "
-              f"{statistics.median(ratios):.2f} (target >= 0.8)")
+            print(
+                f"round {r + 1}: model alone {model_rate:7.1f} tokens/s ({n_model} tokens) · client "
+                f"{client_rate:7.1f} tokens/s ({n_client} tokens, {updates} updates) · ratio {ratio:.2f}"
+            )
+        print(
+            f"median: model alone {statistics.median(model_rates):.1f} tokens/s, client "
+            f"{statistics.median(client_rates):.1f} tokens/s, ratio client/model "
+            f"{statistics.median(ratios):.2f} (target >= 0.8)"
+        )
     finally:
         demo.close()
 

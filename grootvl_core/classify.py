@@ -9,8 +9,8 @@ Shaped like SAM's ``SamPredictor``: a numpy/PIL-level :meth:`Classifier.predict`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -29,7 +29,6 @@ __all__ = [
     "label_names",
     "MAX_PIXELS",
 ]
-
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,8 @@ def build_transform(pre: Preprocess, crop: bool = True):
 
 
 class ImageTransform:
-    """Picklable ``image -> (C, S, S)`` tensor: :func:`~grootvl_core.image_io.to_rgb_image` then :func:`build_transform`.
+    """Picklable ``image -> (C, S, S)`` tensor: :func:`~grootvl_core.image_io.to_rgb_image`, then
+    :func:`build_transform`.
 
     Args:
         pre: the preprocessing of a zoo entry.
@@ -160,7 +160,7 @@ class Classifier:
         device: str | torch.device = "cpu",
         weights: str | None = None,
         use_ema: bool = False,
-    ) -> "Classifier":
+    ) -> Classifier:
         """Build from a zoo entry; ``weights`` (file or Hub folder) overrides where weights come from."""
         entry = get_entry(name)
         if entry.task != "classification":
@@ -182,7 +182,8 @@ class Classifier:
         return self._labels
 
     def to_tensor(self, image) -> torch.Tensor:
-        """Preprocess one image (see :func:`~grootvl_core.image_io.to_rgb_image` for accepted inputs) to ``(C, S, S)`` float32."""
+        """Preprocess one image to ``(C, S, S)`` float32 (accepted inputs: see
+        :func:`~grootvl_core.image_io.to_rgb_image`)."""
         return self.transform(image)
 
     @torch.inference_mode()
@@ -215,6 +216,5 @@ class Classifier:
         values, indices = probs.topk(k, dim=-1)
         labels = self.labels
         return [
-            [Prediction(int(i), labels[int(i)], float(p)) for p, i in zip(vs, ix)]
-            for vs, ix in zip(values, indices)
+            [Prediction(int(i), labels[int(i)], float(p)) for p, i in zip(vs, ix)] for vs, ix in zip(values, indices)
         ]

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -40,9 +40,7 @@ def _add_classify(sub) -> argparse.ArgumentParser:
         metavar="PATH_OR_DIR",
         help="local checkpoint file or config.json+model.safetensors folder",
     )
-    p.add_argument(
-        "--ema", action="store_true", help="with --weights on a training checkpoint: use model_ema"
-    )
+    p.add_argument("--ema", action="store_true", help="with --weights on a training checkpoint: use model_ema")
     p.add_argument("--topk", type=int, default=5, help="answers per image (default 5)")
     p.add_argument("--device", default="cpu", type=device_arg, help="cpu, cuda, cuda:1, ...")
     return p
@@ -70,15 +68,17 @@ def device_arg(value: str) -> str:
     try:
         device = torch.device(value)
     except (RuntimeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a device torch knows (use cpu, cuda or cuda:N; "
-                                         f"{str(exc).splitlines()[0]})") from None
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a device torch knows (use cpu, cuda or cuda:N; {str(exc).splitlines()[0]})"
+        ) from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise argparse.ArgumentTypeError(f"{value!r}: torch sees no CUDA GPU on this machine (use cpu)")
         if device.index is not None and device.index >= count:
-            raise argparse.ArgumentTypeError(f"{value!r}: this machine has {count} CUDA GPU(s), "
-                                             f"cuda:0 to cuda:{count - 1}")
+            raise argparse.ArgumentTypeError(
+                f"{value!r}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}"
+            )
     return value
 
 
@@ -91,8 +91,9 @@ def train_device_arg(value: str) -> str:
         try:
             torch.device(value)
         except (RuntimeError, ValueError) as exc:
-            raise argparse.ArgumentTypeError(f"{value!r} is not a device torch knows (use auto, cpu, cuda or "
-                                             f"cuda:N; {str(exc).splitlines()[0]})") from None
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a device torch knows (use auto, cpu, cuda or cuda:N; {str(exc).splitlines()[0]})"
+            ) from None
     return value
 
 
@@ -171,13 +172,10 @@ def _add_evaluate(sub) -> argparse.ArgumentParser:
         metavar="PATH_OR_DIR",
         help="local checkpoint file or config.json+model.safetensors folder",
     )
-    p.add_argument(
-        "--ema", action="store_true", help="with --weights on a training checkpoint: use model_ema"
-    )
+    p.add_argument("--ema", action="store_true", help="with --weights on a training checkpoint: use model_ema")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch per process (default 64)")
     p.add_argument("--workers", type=int, default=4, help="data-loading workers per process (default 4)")
-    p.add_argument("--device", default=None, type=device_arg,
-                   help="default: cuda:LOCAL_RANK if available, else cpu")
+    p.add_argument("--device", default=None, type=device_arg, help="default: cuda:LOCAL_RANK if available, else cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -265,9 +263,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     if entry:
         card["model_class"] = entry.model_class
     model = zoo.build_model(entry) if entry else factory(pretrained=False)
-    out = weights.convert_checkpoint(
-        args.checkpoint, model, args.out, filter_fn=filter_fn, use_ema=args.ema, card=card
-    )
+    out = weights.convert_checkpoint(args.checkpoint, model, args.out, filter_fn=filter_fn, use_ema=args.ema, card=card)
     print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
     if args.push_to_hub:
         url = weights.push_folder(out, args.push_to_hub, private=args.private or None)
@@ -288,10 +284,15 @@ def _add_generate(sub) -> argparse.ArgumentParser:
         "piece as it is produced. The prompt is the tree-2 context (its band graph).",
     )
     p.add_argument("prompt", help="the text to continue (the instruction, with --instruction)")
-    p.add_argument("--model", default="grootl-130m", help="zoo name (default: grootl-130m; see `zoo --task generation`)")
+    p.add_argument(
+        "--model", default="grootl-130m", help="zoo name (default: grootl-130m; see `zoo --task generation`)"
+    )
     p.add_argument("--weights", metavar="DIR", help="local config.json+model.safetensors folder instead of the zoo's")
-    p.add_argument("--tokenizer", metavar="DIR_OR_REPO", help="tokenizer folder or Hub repo (default: the weights "
-                   "folder if it has one, else the zoo entry's)")
+    p.add_argument(
+        "--tokenizer",
+        metavar="DIR_OR_REPO",
+        help="tokenizer folder or Hub repo (default: the weights folder if it has one, else the zoo entry's)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=64, help="tokens to generate at most (default 64)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default), > 0 samples")
     p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
@@ -371,25 +372,54 @@ def _add_train(sub) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--bundle", metavar="NAME", help="also copy OUT/model to checkpoints/NAME")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--device", default="auto", type=train_device_arg,
-                   help="where to train: auto (default: the GPU when torch sees one, "
-                   "else the CPU), cpu, cuda, cuda:N")
-    p.add_argument("--init-backbone", metavar="DIR", help="segment: start the GrootV backbone from this trained "
-                   "classifier folder (same channels/depths/in_chans), e.g. checkpoints/grootv-nano-fmnist")
-    p.add_argument("--init-from", metavar="DIR", help="classify / segment: start from this trained classifier / "
-                   "segmenter folder (fine-tuning; same architecture, or a shallower one with --depths)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        type=train_device_arg,
+        help="where to train: auto (default: the GPU when torch sees one, else the CPU), cpu, cuda, cuda:N",
+    )
+    p.add_argument(
+        "--init-backbone",
+        metavar="DIR",
+        help="segment: start the GrootV backbone from this trained "
+        "classifier folder (same channels/depths/in_chans), e.g. checkpoints/grootv-nano-fmnist",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="DIR",
+        help="classify / segment: start from this trained classifier / "
+        "segmenter folder (fine-tuning; same architecture, or a shallower one with --depths)",
+    )
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
-    p.add_argument("--ema-decay", type=float, default=None, metavar="D",
-                   help="keep an exponential moving average of the weights (e.g. 0.999); it is what is evaluated "
-                   "and written to OUT/model (default: none)")
-    p.add_argument("--augment", choices=("shift", "scene"), default=None,
-                   help="classify: 'shift' (default, the bundled classifier) or 'scene' (items as inside a "
-                   "segmentation scene, to pretrain the segmenter's backbone)")
-    p.add_argument("--input-size", type=int, default=None, metavar="S",
-                   help="classify: input side in pixels (default 28; e.g. 48 with --augment scene)")
-    p.add_argument("--depths", default=None, metavar="D1,D2,D3,D4",
-                   help="classify / segment: layers per GrootV stage (default: the recipe's, 1,1,3,1); with "
-                   "--init-from a shallower model, the added layers start as identities")
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=None,
+        metavar="D",
+        help="keep an exponential moving average of the weights (e.g. 0.999); it is what is evaluated "
+        "and written to OUT/model (default: none)",
+    )
+    p.add_argument(
+        "--augment",
+        choices=("shift", "scene"),
+        default=None,
+        help="classify: 'shift' (default, the bundled classifier) or 'scene' (items as inside a "
+        "segmentation scene, to pretrain the segmenter's backbone)",
+    )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        metavar="S",
+        help="classify: input side in pixels (default 28; e.g. 48 with --augment scene)",
+    )
+    p.add_argument(
+        "--depths",
+        default=None,
+        metavar="D1,D2,D3,D4",
+        help="classify / segment: layers per GrootV stage (default: the recipe's, 1,1,3,1); with "
+        "--init-from a shallower model, the added layers start as identities",
+    )
     return p
 
 
@@ -413,8 +443,9 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.init_from and args.init_backbone:
-        raise ValueError("--init-from (a whole segmenter) and --init-backbone (a classifier's stages) exclude "
-                         "each other; give one")
+        raise ValueError(
+            "--init-from (a whole segmenter) and --init-backbone (a classifier's stages) exclude each other; give one"
+        )
     overrides = None
     if args.init_backbone:
         if args.task != "segment":
@@ -444,9 +475,20 @@ def _run_train(args: argparse.Namespace) -> int:
         given["model"] = {"depths": _parse_depths(args.depths)}
     if given:
         overrides = {**(overrides or {}), **given}
-    result = run_training(args.task, args.out, steps=args.steps, seed=args.seed, arm=args.arm, resume=args.resume,
-                          bundle=args.bundle, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay,
-                          device=args.device, recipe_overrides=overrides)
+    result = run_training(
+        args.task,
+        args.out,
+        steps=args.steps,
+        seed=args.seed,
+        arm=args.arm,
+        resume=args.resume,
+        bundle=args.bundle,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        ema_decay=args.ema_decay,
+        device=args.device,
+        recipe_overrides=overrides,
+    )
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["final_metrics"].items() if "/" not in k)
     print(f"trained {args.task} ({args.arm}) in {result['train_seconds'] / 60:.1f} min: {metrics}")
     print(f"model written to {Path(args.out) / 'model'}")
@@ -475,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, (add, run) in COMMANDS.items():
+    for add, run in COMMANDS.values():
         add(sub).set_defaults(_run=run)
     return parser
 

@@ -112,8 +112,13 @@ def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None 
     return logits
 
 
-def sample_next_token(logits: Tensor, temperature: float = 1.0, top_k: int | None = None,
-                      top_p: float | None = None, generator: torch.Generator | None = None) -> Tensor:
+def sample_next_token(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Pick the next token per row: argmax when ``temperature == 0``, else a sample from
     ``softmax(filter_logits(logits / temperature))``.
 
@@ -133,10 +138,19 @@ def sample_next_token(logits: Tensor, temperature: float = 1.0, top_k: int | Non
 
 
 @torch.inference_mode()
-def stream_ids(model, input_ids: Tensor, *, max_new_tokens: int = 64, temperature: float = 0.0,
-               top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-               generator: torch.Generator | None = None, eos_token_id: int | None = None,
-               context_lengths=None) -> Iterator[Tensor]:
+def stream_ids(
+    model,
+    input_ids: Tensor,
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    eos_token_id: int | None = None,
+    context_lengths=None,
+) -> Iterator[Tensor]:
     """Yield the new tokens one step at a time.
 
     Args:
@@ -195,8 +209,9 @@ def generate(model, input_ids: Tensor, **kwargs) -> Tensor:
     return torch.cat([input_ids.to(device), tail.to(device)], dim=1)
 
 
-def stream_text(model, tokenizer, prompt: str, *, use_template: bool = False,
-                max_prompt_tokens: int | None = 4096, **kwargs) -> Iterator[str]:
+def stream_text(
+    model, tokenizer, prompt: str, *, use_template: bool = False, max_prompt_tokens: int | None = 4096, **kwargs
+) -> Iterator[str]:
     """Yield the continuation of ``prompt`` as text pieces while tokens are produced.
 
     Args:

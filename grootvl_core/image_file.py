@@ -46,8 +46,10 @@ def check_image_size(width: int, height: int, max_pixels: int, name: str = "the 
     if width <= 0 or height <= 0:
         raise ValueError(f"{name} is empty ({width}x{height} pixels)")
     if width * height > max_pixels:
-        raise ImageTooLarge(f"{name} is {width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is "
-                            f"{max_pixels / 1e6:g} megapixels: downscale it first")
+        raise ImageTooLarge(
+            f"{name} is {width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is "
+            f"{max_pixels / 1e6:g} megapixels: downscale it first"
+        )
 
 
 def _name(source: Source) -> str:

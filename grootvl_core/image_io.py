@@ -62,8 +62,10 @@ def to_rgb_image(image, grayscale: bool = False) -> Image.Image:
     if image.mode in _WIDE_MODES:
         arr = np.asarray(image, dtype=np.float64)
         if not np.isfinite(arr).all():
-            raise ValueError(f"the image has {int((~np.isfinite(arr)).sum()):,} NaN or infinite pixel values "
-                             "(a float image): write finite values, e.g. in [0, 1]")
+            raise ValueError(
+                f"the image has {int((~np.isfinite(arr)).sum()):,} NaN or infinite pixel values "
+                "(a float image): write finite values, e.g. in [0, 1]"
+            )
         hi = 65535.0 if image.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
         if image.mode == "F" and arr.max(initial=0) <= 1.0:
             hi = 1.0
@@ -87,9 +89,7 @@ def _array_to_pil(arr: np.ndarray) -> Image.Image:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ValueError(
-            f"image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {arr.shape}"
-        )
+        raise ValueError(f"image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"image array is empty (shape {arr.shape})")
     if arr.dtype == np.uint16:

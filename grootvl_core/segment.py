@@ -69,7 +69,7 @@ class Segmenter:
         self.flip = bool(flip)
 
     @classmethod
-    def from_zoo(cls, name: str | ZooEntry, device: str | torch.device = "cpu", flip: bool = False) -> "Segmenter":
+    def from_zoo(cls, name: str | ZooEntry, device: str | torch.device = "cpu", flip: bool = False) -> Segmenter:
         entry = get_entry(name)
         if entry.task != "segmentation":
             raise ValueError(f"{entry.name!r} is a {entry.task} model, not a segmenter")
@@ -94,7 +94,10 @@ class Segmenter:
         flip = self.flip if flip is None else bool(flip)
         probs = segment_probabilities(self.model, x.to(self.device), flip=flip)[0]
         conf, mask = probs.max(dim=0)
-        return Segmentation(mask=mask.cpu().numpy().astype(np.int64), image=shown,
-                            class_names=list(self.model.class_names),
-                            palette=np.asarray(self.model.palette, dtype=np.uint8).reshape(-1, 3),
-                            probabilities=conf.cpu().numpy().astype(np.float32))
+        return Segmentation(
+            mask=mask.cpu().numpy().astype(np.int64),
+            image=shown,
+            class_names=list(self.model.class_names),
+            palette=np.asarray(self.model.palette, dtype=np.uint8).reshape(-1, 3),
+            probabilities=conf.cpu().numpy().astype(np.float32),
+        )

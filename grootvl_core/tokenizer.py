@@ -39,8 +39,9 @@ class HFTokenizer:
         eos_token, bos_token, pad_token: special token strings (``None`` if the model has none).
     """
 
-    def __init__(self, tokenizer, eos_token: str | None = None, bos_token: str | None = None,
-                 pad_token: str | None = None) -> None:
+    def __init__(
+        self, tokenizer, eos_token: str | None = None, bos_token: str | None = None, pad_token: str | None = None
+    ) -> None:
         self._tok = tokenizer
         self.eos_token, self.bos_token, self.pad_token = eos_token, bos_token, pad_token
         self.eos_token_id = self._id(eos_token)
@@ -91,8 +92,11 @@ class HFTokenizer:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self._tok.save(str(folder / TOKENIZER_FILE))
-        specials = {k: v for k, v in (("eos_token", self.eos_token), ("bos_token", self.bos_token),
-                                      ("pad_token", self.pad_token)) if v is not None}
+        specials = {
+            k: v
+            for k, v in (("eos_token", self.eos_token), ("bos_token", self.bos_token), ("pad_token", self.pad_token))
+            if v is not None
+        }
         with open(folder / SPECIAL_TOKENS_MAP_FILE, "w", encoding="utf-8") as f:
             json.dump(specials, f, indent=2)
         return folder
@@ -109,17 +113,22 @@ class ByteTokenizer:
 
     tokenizer_class = "ByteTokenizer"
 
-    def __init__(self, special_tokens: Iterable[str] = ("<|endoftext|>", "<|pad|>"),
-                 eos_token: str | None = "<|endoftext|>", bos_token: str | None = "<|endoftext|>",
-                 pad_token: str | None = "<|pad|>") -> None:
+    def __init__(
+        self,
+        special_tokens: Iterable[str] = ("<|endoftext|>", "<|pad|>"),
+        eos_token: str | None = "<|endoftext|>",
+        bos_token: str | None = "<|endoftext|>",
+        pad_token: str | None = "<|pad|>",
+    ) -> None:
         self.special_tokens = list(special_tokens)
         if len(set(self.special_tokens)) != len(self.special_tokens):
             raise ValueError(f"ByteTokenizer: special tokens must be unique, got {self.special_tokens}")
         self._special_ids = {tok: 256 + i for i, tok in enumerate(self.special_tokens)}
         for role, tok in (("eos_token", eos_token), ("bos_token", bos_token), ("pad_token", pad_token)):
             if tok is not None and tok not in self._special_ids:
-                raise ValueError(f"ByteTokenizer: {role}={tok!r} is not one of the special tokens "
-                                 f"{self.special_tokens}")
+                raise ValueError(
+                    f"ByteTokenizer: {role}={tok!r} is not one of the special tokens {self.special_tokens}"
+                )
         self.eos_token, self.bos_token, self.pad_token = eos_token, bos_token, pad_token
         self.eos_token_id = self._special_ids.get(eos_token) if eos_token else None
         self.bos_token_id = self._special_ids.get(bos_token) if bos_token else None
@@ -160,8 +169,13 @@ class ByteTokenizer:
         """Write ``tokenizer_config.json`` (``"tokenizer_class": "ByteTokenizer"``) into ``folder``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        data = {"tokenizer_class": self.tokenizer_class, "special_tokens": self.special_tokens,
-                "eos_token": self.eos_token, "bos_token": self.bos_token, "pad_token": self.pad_token}
+        data = {
+            "tokenizer_class": self.tokenizer_class,
+            "special_tokens": self.special_tokens,
+            "eos_token": self.eos_token,
+            "bos_token": self.bos_token,
+            "pad_token": self.pad_token,
+        }
         with open(folder / TOKENIZER_CONFIG_FILE, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2)
         return folder
@@ -170,8 +184,7 @@ class ByteTokenizer:
     def from_folder(cls, folder: str | os.PathLike) -> ByteTokenizer:
         with open(Path(folder) / TOKENIZER_CONFIG_FILE, encoding="utf-8") as f:
             data = json.load(f)
-        return cls(data.get("special_tokens", ()), data.get("eos_token"), data.get("bos_token"),
-                   data.get("pad_token"))
+        return cls(data.get("special_tokens", ()), data.get("eos_token"), data.get("bos_token"), data.get("pad_token"))
 
 
 class IncrementalDecoder:
@@ -199,23 +212,28 @@ class IncrementalDecoder:
     def push(self, token_id: int) -> str:
         """Add one id; return the newly completed text (possibly ``""``)."""
         self.ids.append(int(token_id))
-        prefix_text = self._decode(self.ids[self._prefix:self._read])
-        new_text = self._decode(self.ids[self._prefix:])
+        prefix_text = self._decode(self.ids[self._prefix : self._read])
+        new_text = self._decode(self.ids[self._prefix :])
         if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
             self._prefix, self._read = self._read, len(self.ids)
-            return new_text[len(prefix_text):]
+            return new_text[len(prefix_text) :]
         return ""
 
     def flush(self) -> str:
         """Everything not yet emitted (incomplete characters become U+FFFD)."""
-        prefix_text = self._decode(self.ids[self._prefix:self._read])
-        new_text = self._decode(self.ids[self._prefix:])
+        prefix_text = self._decode(self.ids[self._prefix : self._read])
+        new_text = self._decode(self.ids[self._prefix :])
         self._prefix = self._read = len(self.ids)
-        return new_text[len(prefix_text):]
+        return new_text[len(prefix_text) :]
 
 
-def load_tokenizer(name_or_path: str | os.PathLike, *, revision: str | None = None,
-                   cache_dir: str | os.PathLike | None = None, token: str | None = None):
+def load_tokenizer(
+    name_or_path: str | os.PathLike,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    token: str | None = None,
+):
     """The tokenizer stored in a model folder or Hub repo.
 
     ``tokenizer.json`` gives an :class:`HFTokenizer`; a ``tokenizer_config.json`` with
@@ -237,13 +255,21 @@ def load_tokenizer(name_or_path: str | os.PathLike, *, revision: str | None = No
         from huggingface_hub import snapshot_download
 
         try:
-            folder = Path(snapshot_download(
-                str(name_or_path), revision=revision, cache_dir=cache_dir, token=token,
-                allow_patterns=[TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE]))
+            folder = Path(
+                snapshot_download(
+                    str(name_or_path),
+                    revision=revision,
+                    cache_dir=cache_dir,
+                    token=token,
+                    allow_patterns=[TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE],
+                )
+            )
         except Exception as exc:  # offline, unknown repo, bad id: reported the same way
-            raise OSError(f"load_tokenizer: {str(name_or_path)!r} is not a folder and could not be "
-                          f"fetched from the Hugging Face Hub ({type(exc).__name__}). Offline, "
-                          "only repos already in the Hub cache load.") from exc
+            raise OSError(
+                f"load_tokenizer: {str(name_or_path)!r} is not a folder and could not be "
+                f"fetched from the Hugging Face Hub ({type(exc).__name__}). Offline, "
+                "only repos already in the Hub cache load."
+            ) from exc
     if (folder / TOKENIZER_FILE).is_file():
         return HFTokenizer.from_folder(folder)
     config = folder / TOKENIZER_CONFIG_FILE
@@ -251,5 +277,4 @@ def load_tokenizer(name_or_path: str | os.PathLike, *, revision: str | None = No
         with open(config, encoding="utf-8") as f:
             if json.load(f).get("tokenizer_class") == ByteTokenizer.tokenizer_class:
                 return ByteTokenizer.from_folder(folder)
-    raise OSError(f"load_tokenizer: no {TOKENIZER_FILE} (or ByteTokenizer {TOKENIZER_CONFIG_FILE}) "
-                  f"in {folder}")
+    raise OSError(f"load_tokenizer: no {TOKENIZER_FILE} (or ByteTokenizer {TOKENIZER_CONFIG_FILE}) in {folder}")

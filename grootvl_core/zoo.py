@@ -33,12 +33,15 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from . import hub
+from .data.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD
+from .data.scenes import SCENE_CLASSES, SCENE_PALETTE
 from .zoo_locations import (
     OFFLINE_SOURCES,
     SOURCES,
@@ -53,9 +56,7 @@ from .zoo_locations import (
     weights_locations,
     weights_source,
 )
-from .zoo_registry import TASKS, MODELS, OfficialCheckpoint, Preprocess, ZooEntry, get_entry, list_models, register
-from .data.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD
-from .data.scenes import SCENE_CLASSES, SCENE_PALETTE
+from .zoo_registry import MODELS, TASKS, OfficialCheckpoint, Preprocess, ZooEntry, get_entry, list_models, register
 
 __all__ = [
     "Preprocess",
@@ -95,9 +96,7 @@ _ENTRIES: list[ZooEntry] = [
         task="classification",
         arch="grootv_tiny",
         hub_repo="grootv-tiny-in1k",
-        official=OfficialCheckpoint(
-            gdrive_id="1OIiMBxk92WhPssRg0pv0U5y8ZBtHq2eQ", filename="grootv_t_1k_224.pth"
-        ),
+        official=OfficialCheckpoint(gdrive_id="1OIiMBxk92WhPssRg0pv0U5y8ZBtHq2eQ", filename="grootv_t_1k_224.pth"),
         params=29_958_600,
         flops="4.8G",
         metrics={"imagenet-1k acc@1": 83.4},
@@ -108,9 +107,7 @@ _ENTRIES: list[ZooEntry] = [
         task="classification",
         arch="grootv_small",
         hub_repo="grootv-small-in1k",
-        official=OfficialCheckpoint(
-            gdrive_id="1G6DdEI3JDSltfbmZmcqz79rxM1t01K_8", filename="grootv_s_1k_224.pth"
-        ),
+        official=OfficialCheckpoint(gdrive_id="1G6DdEI3JDSltfbmZmcqz79rxM1t01K_8", filename="grootv_s_1k_224.pth"),
         params=51_331_624,
         flops="8.5G",
         metrics={"imagenet-1k acc@1": 84.2},
@@ -121,9 +118,7 @@ _ENTRIES: list[ZooEntry] = [
         task="classification",
         arch="grootv_base",
         hub_repo="grootv-base-in1k",
-        official=OfficialCheckpoint(
-            gdrive_id="1-8rwMVinj_fV9YMlzx6fGwdjxyLcjd3w", filename="grootv_b_1k_224.pth"
-        ),
+        official=OfficialCheckpoint(gdrive_id="1-8rwMVinj_fV9YMlzx6fGwdjxyLcjd3w", filename="grootv_b_1k_224.pth"),
         params=90_597_096,
         flops="15.1G",
         metrics={"imagenet-1k acc@1": 84.8},
@@ -139,8 +134,15 @@ _ENTRIES: list[ZooEntry] = [
         hub_repo="state-spaces/mamba-130m-hf",
         labels=None,
         params=129_135_360,
-        metrics={"PIQA": 64.5, "Arc-E": 48.0, "sst": 65.6, "WinoGrande": 51.8, "LAMBADA ppl": 16.1,
-                 "race": 27.4, "OpenbookQA": 16.8},
+        metrics={
+            "PIQA": 64.5,
+            "Arc-E": 48.0,
+            "sst": 65.6,
+            "WinoGrande": 51.8,
+            "LAMBADA ppl": 16.1,
+            "race": 27.4,
+            "OpenbookQA": 16.8,
+        },
         license="apache-2.0",
         description="Mamba-130m (plain, tree_scale=0), Hugging Face format",
         tokenizer="state-spaces/mamba-130m-hf",
@@ -153,8 +155,15 @@ _ENTRIES: list[ZooEntry] = [
         official=OfficialCheckpoint(gdrive_id="1oby7sHYUxg4TIqFjIXSk8GB98fa9kSBm", filename="grootl_130m.bin"),
         labels=None,
         params=129_135_360,
-        metrics={"PIQA": 65.0, "Arc-E": 49.8, "sst": 69.5, "WinoGrande": 51.1, "LAMBADA ppl": 15.9,
-                 "race": 28.9, "OpenbookQA": 19.2},
+        metrics={
+            "PIQA": 65.0,
+            "Arc-E": 49.8,
+            "sst": 69.5,
+            "WinoGrande": 51.1,
+            "LAMBADA ppl": 15.9,
+            "race": 28.9,
+            "OpenbookQA": 19.2,
+        },
         description="GrootL-130m: Mamba-130m + tree scanning (tree_scale=0.3), LoRA fine-tune merged",
         tokenizer="state-spaces/mamba-130m-hf",
     ),
@@ -170,8 +179,14 @@ _BUNDLED: list[ZooEntry] = [
         arch="grootv_nano",
         kwargs=dict(in_chans=1, num_classes=10),
         bundled="grootv-nano-fmnist",
-        preprocess=Preprocess(input_size=28, resize=28, interpolation="bilinear", mean=FASHION_MNIST_MEAN,
-                              std=FASHION_MNIST_STD, grayscale=True),
+        preprocess=Preprocess(
+            input_size=28,
+            resize=28,
+            interpolation="bilinear",
+            mean=FASHION_MNIST_MEAN,
+            std=FASHION_MNIST_STD,
+            grayscale=True,
+        ),
         labels=FASHION_MNIST_CLASSES,
         params=2_237_130,
         metrics={"fashion-mnist test top-1 %": 92.39},
@@ -184,16 +199,29 @@ _BUNDLED: list[ZooEntry] = [
         arch="upernet_grootv_nano",
         model_class="GrootVSegmenter",
         # depths: the bundle was grown from the nano's 1-1-3-1 (grootvl_core.train.grow)
-        kwargs=dict(in_chans=1, num_classes=len(SCENE_CLASSES), class_names=list(SCENE_CLASSES),
-                    palette=[list(c) for c in SCENE_PALETTE], depths=[1, 1, 7, 2]),
+        kwargs=dict(
+            in_chans=1,
+            num_classes=len(SCENE_CLASSES),
+            class_names=list(SCENE_CLASSES),
+            palette=[list(c) for c in SCENE_PALETTE],
+            depths=[1, 1, 7, 2],
+        ),
         bundled="grootv-nano-scenes",
-        preprocess=Preprocess(input_size=96, resize=96, interpolation="bilinear", mean=FASHION_MNIST_MEAN,
-                              std=FASHION_MNIST_STD, grayscale=True),
+        preprocess=Preprocess(
+            input_size=96,
+            resize=96,
+            interpolation="bilinear",
+            mean=FASHION_MNIST_MEAN,
+            std=FASHION_MNIST_STD,
+            grayscale=True,
+        ),
         labels=tuple(SCENE_CLASSES),
         params=4_708_918,
         metrics={"scenes test mIoU %": 70.65},
         license="apache-2.0",
-        description="GrootV-nano (depths 1-1-7-2) + UperNet trained by grootvl on Fashion-MNIST scenes (96x96), bundled",
+        description=(
+            "GrootV-nano (depths 1-1-7-2) + UperNet trained by grootvl on Fashion-MNIST scenes (96x96), bundled"
+        ),
     ),
     ZooEntry(
         name="grootl-nano-fortunes",
@@ -240,7 +268,8 @@ def resolve_architecture(arch: str) -> tuple[Callable[..., torch.nn.Module], Cal
         if not timm.is_model(arch):
             known = sorted({e.arch for e in MODELS.values()})
             raise ValueError(
-                f"unknown architecture {arch!r}; known: {', '.join(known)} (or any timm model name registered by grootvl_core.models)"
+                f"unknown architecture {arch!r}; known: {', '.join(known)} "
+                "(or any timm model name registered by grootvl_core.models)"
             )
         factory = timm.models.model_entrypoint(arch)
     module = sys.modules.get(factory.__module__)
@@ -342,9 +371,7 @@ def load_model(name: ZooEntry | str, device: str | torch.device = "cpu") -> torc
             except hub.OfflineError as exc:
                 reasons.append(str(exc))
     if not reasons:
-        raise ValueError(
-            f"zoo entry {entry.name!r} names no weights (no bundled folder, Hub repo or official file)"
-        )
+        raise ValueError(f"zoo entry {entry.name!r} names no weights (no bundled folder, Hub repo or official file)")
     raise _offline_error(entry, "; ".join(reasons))
 
 

@@ -10,9 +10,9 @@ Everything here is re-exported by ``zoo``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from . import hub
 from .zoo_registry import OfficialCheckpoint, ZooEntry, get_entry, list_models

@@ -125,9 +125,7 @@ def register(entry: ZooEntry, overwrite: bool = False) -> ZooEntry:
             "(or give a bare name, used only with GROOTVL_HUB_ORG set)"
         )
     if entry.name in MODELS and not overwrite:
-        raise ValueError(
-            f"zoo.register: {entry.name!r} is already in the zoo; pass overwrite=True to replace it"
-        )
+        raise ValueError(f"zoo.register: {entry.name!r} is already in the zoo; pass overwrite=True to replace it")
     MODELS[entry.name] = entry
     return entry
 

@@ -19,11 +19,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("app.py", "app", "grootvl_core", "csrc", "checkpoints", "assets")
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.o", "build.ninja", ".ninja_*", "_csrc",
-                                 "_checkpoints")
+IGNORED = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", "*.so", "*.o", "build.ninja", ".ninja_*", "_csrc", "_checkpoints"
+)
 PACKAGES = ("build-essential",)  # g++ for the native CPU tree-scan op (ninja comes from pip)
-HARDWARE = ("cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large", "a100-large",
-            "l40sx1", "h100", "zero-a10g")
+HARDWARE = (
+    "cpu-basic",
+    "cpu-upgrade",
+    "t4-small",
+    "t4-medium",
+    "l4x1",
+    "a10g-small",
+    "a10g-large",
+    "a100-large",
+    "l40sx1",
+    "h100",
+    "zero-a10g",
+)
 
 FRONT_MATTER = """---
 title: GrootVL demo
@@ -62,8 +74,10 @@ def requirements() -> list[str]:
         if not line:
             continue
         if line.startswith(("-e", ".", "/", "file:", "-r", "--editable")):
-            raise ValueError(f"requirements.txt line {line!r} refers to local files; a Space installs the file "
-                             "before the repository is there")
+            raise ValueError(
+                f"requirements.txt line {line!r} refers to local files; a Space installs the file "
+                "before the repository is there"
+            )
         lines.append(line)
     return lines
 
@@ -90,7 +104,8 @@ def make_space(out: Path, hardware: str = "t4-small", force: bool = False) -> Pa
     (out / "README.md").write_text(FRONT_MATTER.format(gradio=gradio.__version__, python=py, hardware=hardware))
     (out / "requirements.txt").write_text(
         "# Installed by the Space before the rest of the repository is copied in: package names only.\n"
-        "# Gradio comes from sdk_version in README.md.\n" + "\n".join(requirements()) + "\n")
+        "# Gradio comes from sdk_version in README.md.\n" + "\n".join(requirements()) + "\n"
+    )
     (out / "packages.txt").write_text("\n".join(PACKAGES) + "\n")
     return out
 
@@ -98,8 +113,12 @@ def make_space(out: Path, hardware: str = "t4-small", force: bool = False) -> Pa
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path, help="the folder to write (new or empty)")
-    p.add_argument("--hardware", default="t4-small", choices=HARDWARE,
-                   help="suggested_hardware in the front matter (default t4-small; the owner picks the real one)")
+    p.add_argument(
+        "--hardware",
+        default="t4-small",
+        choices=HARDWARE,
+        help="suggested_hardware in the front matter (default t4-small; the owner picks the real one)",
+    )
     p.add_argument("--force", action="store_true", help="replace OUT if it is not empty")
     args = p.parse_args(argv)
     try:

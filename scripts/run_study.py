@@ -27,9 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ARMS = {"classify": ("tree", "raster"), "segment": ("tree", "raster"), "lm": ("tree", "chain", "plain")}
-METRIC = {"classify": ("top1", "Fashion-MNIST test top-1 (%)", 100.0, "higher"),
-          "segment": ("mIoU", "scenes test mIoU (%)", 100.0, "higher"),
-          "lm": ("bits_per_byte", "fortunes validation bits/byte", 1.0, "lower")}
+METRIC = {
+    "classify": ("top1", "Fashion-MNIST test top-1 (%)", 100.0, "higher"),
+    "segment": ("mIoU", "scenes test mIoU (%)", 100.0, "higher"),
+    "lm": ("bits_per_byte", "fortunes validation bits/byte", 1.0, "lower"),
+}
 
 
 def run_one(task: str, arm: str, seed: int, steps: int, out: Path, threads: int) -> dict:
@@ -37,8 +39,24 @@ def run_one(task: str, arm: str, seed: int, steps: int, out: Path, threads: int)
     result = folder / "result.json"
     if result.is_file():
         return json.loads(result.read_text())
-    cmd = [sys.executable, "-m", "grootvl_core", "train", task, "--out", str(folder), "--arm", arm,
-           "--seed", str(seed), "--steps", str(steps), "--threads", str(threads), "--resume"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "grootvl_core",
+        "train",
+        task,
+        "--out",
+        str(folder),
+        "--arm",
+        arm,
+        "--seed",
+        str(seed),
+        "--steps",
+        str(steps),
+        "--threads",
+        str(threads),
+        "--resume",
+    ]
     folder.mkdir(parents=True, exist_ok=True)
     start = time.time()
     with open(folder / "train.log", "w") as log:
@@ -65,9 +83,12 @@ def table(out: Path) -> str:
             digits = 2 if scale == 100.0 else 3
             spread = f"{statistics.stdev(values):.{digits}f}" if len(values) > 1 else "n/a"
             steps = sorted({s for _, s, _ in results})
-            lines.append(f"| {task} | {arm} | {'/'.join(map(str, steps))} | {len(values)} | {label} | "
-                         f"{statistics.mean(values):.{digits}f} ± {spread} | "
-                         + ", ".join(f"{v:.{digits}f}" for _, _, v in sorted(results)) + " |")
+            lines.append(
+                f"| {task} | {arm} | {'/'.join(map(str, steps))} | {len(values)} | {label} | "
+                f"{statistics.mean(values):.{digits}f} ± {spread} | "
+                + ", ".join(f"{v:.{digits}f}" for _, _, v in sorted(results))
+                + " |"
+            )
     return "\n".join(lines)
 
 

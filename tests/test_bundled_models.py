@@ -15,12 +15,17 @@ from grootvl_core.data import fashion_mnist
 
 BUNDLED = ["grootv-nano-fmnist", "grootv-nano-scenes", "grootl-nano-fortunes"]
 # zoo metric name -> (metrics.json key, scale)
-METRIC_KEYS = {"fashion-mnist test top-1 %": ("top1", 100.0), "scenes test mIoU %": ("mIoU", 100.0),
-               "fortunes validation bits/byte": ("bits_per_byte", 1.0)}
+METRIC_KEYS = {
+    "fashion-mnist test top-1 %": ("top1", 100.0),
+    "scenes test mIoU %": ("mIoU", 100.0),
+    "fortunes validation bits/byte": ("bits_per_byte", 1.0),
+}
 ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-needs_fmnist = pytest.mark.skipif(not (fashion_mnist.default_root() / "t10k-labels-idx1-ubyte.gz").exists(),
-                                  reason="Debian package dataset-fashion-mnist not installed (scripts/setup.sh)")
+needs_fmnist = pytest.mark.skipif(
+    not (fashion_mnist.default_root() / "t10k-labels-idx1-ubyte.gz").exists(),
+    reason="Debian package dataset-fashion-mnist not installed (scripts/setup.sh)",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +85,7 @@ def test_classifier_reproduces_its_reference_predictions():
     clf = Classifier.from_zoo("grootv-nano-fmnist")
     for path in sorted((ASSETS / "fashion").glob("test*.png")):
         i = int(path.name[4:8])
-        expected = model(preprocess_batch(torch.from_numpy(np.array(images[i:i + 1])), 28)).argmax(-1).item()
+        expected = model(preprocess_batch(torch.from_numpy(np.array(images[i : i + 1])), 28)).argmax(-1).item()
         assert clf.predict(str(path), topk=1)[0][0].index == expected, path.name
 
 
@@ -116,7 +121,7 @@ def test_lm_reproduces_its_greedy_continuations():
     tok = zoo.load_entry_tokenizer("grootl-nano-fortunes")
     for item in refs["continuations"]:
         ids = torch.tensor([tok.encode(item["prompt"])])
-        new = generate(model, ids, max_new_tokens=refs["max_new_tokens"], temperature=0.0)[0, ids.shape[1]:]
+        new = generate(model, ids, max_new_tokens=refs["max_new_tokens"], temperature=0.0)[0, ids.shape[1] :]
         assert new.tolist() == item["greedy_ids"], item["prompt"]
         assert tok.decode(new.tolist()) == item["greedy_text"]
 

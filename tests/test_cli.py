@@ -39,9 +39,7 @@ def published(tmp_path_factory):
     torch.manual_seed(8)
     ema = build_test_grootv().eval()
     path = d / "ckpt_epoch_best.pth"
-    torch.save(
-        {"model": model.state_dict(), "model_ema": ema.state_dict(), "epoch": 3, "max_accuracy": 1.0}, path
-    )
+    torch.save({"model": model.state_dict(), "model_ema": ema.state_dict(), "epoch": 3, "max_accuracy": 1.0}, path)
     return path, model, ema
 
 
@@ -55,7 +53,7 @@ def images(tmp_path):
         ("rgb.jpg", Image.fromarray(rgb)),
         ("grey.png", Image.fromarray(rgb[:, :, 0])),
         ("rgba.png", Image.fromarray(np.dstack([rgb, rgb[:, :, :1]]))),
-        ("grey16.png", Image.fromarray((rgb[:, :, 1].astype(np.uint16) * 257))),
+        ("grey16.png", Image.fromarray(rgb[:, :, 1].astype(np.uint16) * 257)),
         ("palette.gif", Image.fromarray(rgb).convert("P")),
     ]:
         im.save(tmp_path / name)
@@ -82,7 +80,13 @@ def test_zoo_table_subprocess(tmp_path):
     lines = res.stdout.splitlines()
     assert lines[0].split() == ["name", "task", "params", "FLOPs", "reported", "cached", "source"]
     row = next(line for line in lines if line.startswith("grootv-t "))
-    assert "30.0M" in row and "83.4" in row and " no " in row and "Google Drive" in row and "1OIiMBxk92WhPssRg0pv0U5y8ZBtHq2eQ" in row
+    assert (
+        "30.0M" in row
+        and "83.4" in row
+        and " no " in row
+        and "Google Drive" in row
+        and "1OIiMBxk92WhPssRg0pv0U5y8ZBtHq2eQ" in row
+    )
     from grootvl_core import zoo
 
     bundled = [n for n in zoo.list_models() if zoo.weights_source(n) == "bundled"]  # nothing else is cached here
@@ -120,9 +124,7 @@ def test_convert_then_classify(tmp_path, published, images, tiny_entry, capsys):
 
 def test_classify_with_training_checkpoint_file(published, images, tiny_entry, capsys):
     path, _, _ = published
-    assert (
-        cli.main(["classify", images[0], "--model", "tiny-cli", "--weights", str(path), "--topk", "2"]) == 0
-    )
+    assert cli.main(["classify", images[0], "--model", "tiny-cli", "--weights", str(path), "--topk", "2"]) == 0
     assert len(capsys.readouterr().out.strip().split("\n")) == 3
 
 
@@ -132,10 +134,7 @@ def test_user_errors_exit_1_without_traceback(tmp_path, published, tiny_entry, c
     err = capsys.readouterr().err
     assert "unknown model 'no-such-model'" in err and "Traceback" not in err
 
-    assert (
-        cli.main(["classify", str(tmp_path / "missing.png"), "--model", "tiny-cli", "--weights", str(path)])
-        == 1
-    )
+    assert cli.main(["classify", str(tmp_path / "missing.png"), "--model", "tiny-cli", "--weights", str(path)]) == 1
     assert "cannot read image" in capsys.readouterr().err
 
     # Wrong architecture for the checkpoint: keys / shapes named.
@@ -143,12 +142,7 @@ def test_user_errors_exit_1_without_traceback(tmp_path, published, tiny_entry, c
     err = capsys.readouterr().err
     assert "does not fit GrootV" in err and "patch_embed.conv1.weight" in err
 
-    assert (
-        cli.main(
-            ["convert", str(tmp_path / "nope.pth"), "--arch", "test_grootv", "--out", str(tmp_path / "o")]
-        )
-        == 1
-    )
+    assert cli.main(["convert", str(tmp_path / "nope.pth"), "--arch", "test_grootv", "--out", str(tmp_path / "o")]) == 1
     assert "checkpoint not found" in capsys.readouterr().err
     assert cli.main(["classify"]) == 2  # usage error from argparse
 
@@ -177,10 +171,9 @@ def test_convert_push_to_hub_mocked(tmp_path, published, monkeypatch, capsys):
     monkeypatch.setattr(
         huggingface_hub.HfApi,
         "upload_folder",
-        lambda self, *, repo_id, folder_path, **kw: calls.append(
-            ("upload", repo_id, sorted(os.listdir(folder_path)))
-        )
-        or "url",
+        lambda self, *, repo_id, folder_path, **kw: (
+            calls.append(("upload", repo_id, sorted(os.listdir(folder_path)))) or "url"
+        ),
     )
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     path, _, _ = published
@@ -204,11 +197,14 @@ def test_convert_push_to_hub_mocked(tmp_path, published, monkeypatch, capsys):
     assert "pushed to me/tiny-cli" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [
-    ["classify", "assets/fashion/test0000-ankle-boot.png", "--model", "grootv-nano-fmnist", "--device", "gpu"],
-    ["generate", "You will", "--model", "grootl-nano-fortunes", "--device", "cuda:x"],
-    ["train", "lm", "--out", "never-written", "--device", "tpu"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["classify", "assets/fashion/test0000-ankle-boot.png", "--model", "grootv-nano-fmnist", "--device", "gpu"],
+        ["generate", "You will", "--model", "grootl-nano-fortunes", "--device", "cuda:x"],
+        ["train", "lm", "--out", "never-written", "--device", "tpu"],
+    ],
+)
 def test_a_bad_device_is_reported_as_the_flag(argv, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert cli.main(argv) == 2  # a usage error, before any model is loaded
@@ -221,6 +217,10 @@ def test_a_bad_device_is_reported_as_the_flag(argv, capsys, tmp_path, monkeypatc
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where torch sees no GPU")
 def test_cuda_without_a_gpu_is_reported_as_the_flag(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
-    assert cli.main(["classify", "assets/fashion/test0000-ankle-boot.png", "--model", "grootv-nano-fmnist",
-                     "--device", "cuda"]) == 2
+    assert (
+        cli.main(
+            ["classify", "assets/fashion/test0000-ankle-boot.png", "--model", "grootv-nano-fmnist", "--device", "cuda"]
+        )
+        == 2
+    )
     assert "argument --device: 'cuda': torch sees no CUDA GPU" in capsys.readouterr().err

@@ -78,10 +78,9 @@ def test_seeded_sampling_is_reproducible_and_eos_stops(model):
     b = generate(model, prompt, max_new_tokens=8, temperature=1.0, top_p=0.95, seed=1)
     assert torch.equal(a, b)
     eos = int(a[0, 5])  # the third generated token: generation must stop there
-    c = generate(model, prompt, max_new_tokens=8, temperature=1.0, top_p=0.95, seed=1,
-                 eos_token_id=eos)
+    c = generate(model, prompt, max_new_tokens=8, temperature=1.0, top_p=0.95, seed=1, eos_token_id=eos)
     first = a[0, 3:].tolist().index(eos)
-    assert c[0, 3:].tolist() == a[0, 3:4 + first].tolist()
+    assert c[0, 3:].tolist() == a[0, 3 : 4 + first].tolist()
     assert list(stream_ids(model, prompt, max_new_tokens=0)) == []
     with pytest.raises(ValueError, match="empty"):
         next(stream_ids(model, torch.zeros(1, 0, dtype=torch.long)))
@@ -92,9 +91,15 @@ def test_streaming_text_equals_non_streaming(model):
     pieces = list(stream_text(model, tok, "Trees: ", max_new_tokens=24, temperature=0.9, seed=3))
     text = generate_text(model, tok, "Trees: ", max_new_tokens=24, temperature=0.9, seed=3)
     assert "".join(pieces) == text
-    ids = generate(model, torch.tensor([tok.encode("Trees: ")]), max_new_tokens=24,
-                   temperature=0.9, seed=3, eos_token_id=tok.eos_token_id)
-    assert text == tok.decode(ids[0, len(tok.encode("Trees: ")):].tolist())
+    ids = generate(
+        model,
+        torch.tensor([tok.encode("Trees: ")]),
+        max_new_tokens=24,
+        temperature=0.9,
+        seed=3,
+        eos_token_id=tok.eos_token_id,
+    )
+    assert text == tok.decode(ids[0, len(tok.encode("Trees: ")) :].tolist())
     with pytest.raises(ValueError, match="empty"):
         list(stream_text(model, tok, "   "))
     with pytest.raises(ValueError, match="limit"):
@@ -103,8 +108,7 @@ def test_streaming_text_equals_non_streaming(model):
 
 def test_instruction_template():
     assert format_instruction("Add 2 and 3.") == "### Instruction:\nAdd 2 and 3.\n\n### Response:"
-    assert format_instruction("Sum.", "2, 3") == (
-        "### Instruction:\nSum.\n\n### Input:\n2, 3\n\n### Response:")
+    assert format_instruction("Sum.", "2, 3") == ("### Instruction:\nSum.\n\n### Input:\n2, 3\n\n### Response:")
 
 
 def test_cli_generate_streams_the_same_text(model, tmp_path, capsys):
@@ -113,11 +117,26 @@ def test_cli_generate_streams_the_same_text(model, tmp_path, capsys):
     folder = model.save_pretrained(tmp_path / "lm")
     tok = ByteTokenizer()
     tok.save(folder)
-    args = ["generate", "--model", "grootl-130m", "--weights", str(folder), "--max-new-tokens", "12",
-            "--temperature", "0.8", "--top-k", "50", "--top-p", "0.9", "--seed", "7", "Once upon"]
+    args = [
+        "generate",
+        "--model",
+        "grootl-130m",
+        "--weights",
+        str(folder),
+        "--max-new-tokens",
+        "12",
+        "--temperature",
+        "0.8",
+        "--top-k",
+        "50",
+        "--top-p",
+        "0.9",
+        "--seed",
+        "7",
+        "Once upon",
+    ]
     assert main(args) == 0
-    want = generate_text(model, tok, "Once upon", max_new_tokens=12, temperature=0.8, top_k=50,
-                         top_p=0.9, seed=7)
+    want = generate_text(model, tok, "Once upon", max_new_tokens=12, temperature=0.8, top_k=50, top_p=0.9, seed=7)
     assert capsys.readouterr().out == want + "\n"
     assert main(["generate", "--model", "grootl-130m", "--weights", str(folder), "  "]) == 1
     assert "empty" in capsys.readouterr().err

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from grootvl_core.image_io import to_rgb_image
 from grootvl_core.image_file import ImageTooLarge, UnreadableImageFile, read_image
+from grootvl_core.image_io import to_rgb_image
 
 FORMATS = ["png", "jpeg", "webp", "bmp", "gif", "tiff"]
 

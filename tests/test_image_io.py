@@ -150,8 +150,7 @@ def test_segmenter_input_is_unchanged_by_the_shared_transform():
     the tensor is the one its own PIL code made (the bundled reference outputs depend on it)."""
     rng = np.random.default_rng(3)
     image = Image.fromarray(rng.integers(0, 256, (37, 53), dtype=np.uint8))
-    pre = Preprocess(input_size=24, resize=24, interpolation="bilinear", mean=(0.2860,), std=(0.3530,),
-                     grayscale=True)
+    pre = Preprocess(input_size=24, resize=24, interpolation="bilinear", mean=(0.2860,), std=(0.3530,), grayscale=True)
     model = types.SimpleNamespace(class_names=[], palette=[], eval=lambda: model)
     x, shown = Segmenter(model, pre).to_input(image)
     resized = image.resize((24, 24), Image.BILINEAR)

@@ -98,8 +98,13 @@ def test_table_names_only_sources_that_exist():
     for entry in zoo.MODELS.values():
         if entry.hub_repo and "/" in entry.hub_repo and entry.official is not None:
             assert entry.hub_revision, entry.name
-    mirror = zoo.ZooEntry(name="tiny-mirror", task="classification", arch="test_grootv", hub_repo="someone/mirror",
-                          official=zoo.OfficialCheckpoint(gdrive_id="X", filename="x.pth"))
+    mirror = zoo.ZooEntry(
+        name="tiny-mirror",
+        task="classification",
+        arch="test_grootv",
+        hub_repo="someone/mirror",
+        official=zoo.OfficialCheckpoint(gdrive_id="X", filename="x.pth"),
+    )
     with pytest.raises(ValueError, match="pin hub_revision"):
         zoo.register(mirror)
     assert "tiny-mirror" not in zoo.MODELS
@@ -124,8 +129,14 @@ def test_one_order_for_everything(isolated, monkeypatch):
     src = GrootV(**TINY).eval()
     src.save_pretrained(isolated / "checkpoints" / "tiny-both")
     src.save_pretrained(isolated / "home" / "models" / "tiny-both")
-    entry = zoo.ZooEntry(name="tiny-both", task="classification", arch="test_grootv", kwargs=dict(TINY),
-                         bundled="tiny-both", official=zoo.OfficialCheckpoint(gdrive_id="X", filename="x.pth"))
+    entry = zoo.ZooEntry(
+        name="tiny-both",
+        task="classification",
+        arch="test_grootv",
+        kwargs=dict(TINY),
+        bundled="tiny-both",
+        official=zoo.OfficialCheckpoint(gdrive_id="X", filename="x.pth"),
+    )
     monkeypatch.setitem(zoo.MODELS, entry.name, entry)
     kinds = [loc.kind for loc in zoo.weights_locations("tiny-both")]
     assert kinds == ["bundled", "cache", "official"]
@@ -207,9 +218,7 @@ def test_load_local_weights_file_and_folder(tmp_path):
     for path in (tmp_path / "folder", tmp_path / "file.pth"):
         model = zoo.load_local_weights(entry, path)
         assert not model.training and torch.equal(model.head.bias, src.head.bias)
-    wrong = zoo.ZooEntry(
-        name="tiny-wrong", task="classification", arch="test_grootv", kwargs=dict(TINY, num_classes=3)
-    )
+    wrong = zoo.ZooEntry(name="tiny-wrong", task="classification", arch="test_grootv", kwargs=dict(TINY, num_classes=3))
     with pytest.raises(hub.CheckpointError, match="head.weight"):
         zoo.load_local_weights(wrong, tmp_path / "file.pth")
 

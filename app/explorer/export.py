@@ -18,8 +18,10 @@ def export_tree(state: dict | None, stage, block, color_by: str = "depth", prefi
     """``(PNG path, JSON path)`` of the ``(stage, block)`` tree, named after ``prefix``, stage and block."""
     rec = record_for(state, stage, block)
     base = f"{prefix}-stage{rec.stage + 1}-block{rec.block + 1}"
-    return (png(render_tree(state, stage, block, color_by), name=f"{base}.png"),
-            text_file(tree_to_json(rec), name=f"{base}.json"))
+    return (
+        png(render_tree(state, stage, block, color_by), name=f"{base}.png"),
+        text_file(tree_to_json(rec), name=f"{base}.json"),
+    )
 
 
 class ExportView:
@@ -37,5 +39,9 @@ class ExportView:
             with user_errors("tree export"):
                 return export_tree(state, stage, block, color_by, prefix=self.name)
 
-        self.button.click(on_export, [panel.state, panel.stage, panel.block, panel.color_by], [self.png, self.json],
-                          api_name=f"{self.name}_export")
+        self.button.click(
+            on_export,
+            [panel.state, panel.stage, panel.block, panel.color_by],
+            [self.png, self.json],
+            api_name=f"{self.name}_export",
+        )

@@ -27,10 +27,15 @@ def render_scans(state: dict | None, stage, block, row, col) -> tuple[np.ndarray
     result = compare_scans(rec, r * rec.width + c, image=state["image"])
     lo, hi = result.log_range
     kw = dict(size=VIEW_SIZE, mark=(r, c), value_range=(lo, hi))
-    reading = (f"{result.reading} Both maps: log10 affinity from {lo:.1f} (dark) to {hi:.1f} (bright); the raster "
-               "scan is causal, so a pixel's output draws on the chain before it in row-major order.")
-    return (overlay_heatmap(state["image"], result.tree, **kw), overlay_heatmap(state["image"], result.raster, **kw),
-            reading)
+    reading = (
+        f"{result.reading} Both maps: log10 affinity from {lo:.1f} (dark) to {hi:.1f} (bright); the raster "
+        "scan is causal, so a pixel's output draws on the chain before it in row-major order."
+    )
+    return (
+        overlay_heatmap(state["image"], result.tree, **kw),
+        overlay_heatmap(state["image"], result.raster, **kw),
+        reading,
+    )
 
 
 class ScansView:
@@ -39,14 +44,18 @@ class ScansView:
     def __init__(self, name: str):
         self.name = name
         with gr.Column(elem_id=f"{name}-scans"):
-            gr.Markdown("**Tree scan vs raster scan.** The same block, the same pixel and the same transition "
-                        "weights: propagation along the tree this image built (left) and along the row-major "
-                        "raster chain a fixed scan order uses (right), on one colour scale.")
+            gr.Markdown(
+                "**Tree scan vs raster scan.** The same block, the same pixel and the same transition "
+                "weights: propagation along the tree this image built (left) and along the row-major "
+                "raster chain a fixed scan order uses (right), on one colour scale."
+            )
             with gr.Row():
-                self.tree = gr.Image(label="Along the tree", interactive=False, format="png",
-                                     elem_id=f"{name}-scan-tree")
-                self.raster = gr.Image(label="Along the raster chain", interactive=False, format="png",
-                                       elem_id=f"{name}-scan-raster")
+                self.tree = gr.Image(
+                    label="Along the tree", interactive=False, format="png", elem_id=f"{name}-scan-tree"
+                )
+                self.raster = gr.Image(
+                    label="Along the raster chain", interactive=False, format="png", elem_id=f"{name}-scan-raster"
+                )
             self.reading = gr.Markdown(elem_id=f"{name}-scan-reading")
 
     def wire(self, panel) -> None:
@@ -59,5 +68,9 @@ class ScansView:
                 tree, raster, reading = render_scans(state, stage, block, row, col)
                 return png(tree), png(raster), reading
 
-        panel.affinity_image.change(on_compare, [panel.state, panel.stage, panel.block, panel.row, panel.col],
-                                    [self.tree, self.raster, self.reading], api_name=f"{self.name}_scans")
+        panel.affinity_image.change(
+            on_compare,
+            [panel.state, panel.stage, panel.block, panel.row, panel.col],
+            [self.tree, self.raster, self.reading],
+            api_name=f"{self.name}_scans",
+        )

@@ -73,8 +73,10 @@ def classify_batch(cache: ModelCache, images: list, model_names: list[str]) -> t
             if note:
                 lines.append(note)
             if loaded.entry.labels != "imagenet-1k":
-                lines.append(f"This model knows {len(clf.labels)} classes ({', '.join(clf.labels)}); anything else "
-                             "gets the nearest of them.")
+                lines.append(
+                    f"This model knows {len(clf.labels)} classes ({', '.join(clf.labels)}); anything else "
+                    "gets the nearest of them."
+                )
             notes[i] = "\n\n".join(lines)
     return labels, notes
 
@@ -111,14 +113,23 @@ def build(cache: ModelCache) -> None:
         with gr.Column(scale=1):
             image = image_input(label="Image", elem_id="classify-input", height=320)
             model = _choices_checked_per_request(
-                gr.Dropdown(model_choices("classification"), value=default_model("classification"), label="Model",
-                            elem_id="classify-model"))
+                gr.Dropdown(
+                    model_choices("classification"),
+                    value=default_model("classification"),
+                    label="Model",
+                    elem_id="classify-model",
+                )
+            )
             run = gr.Button("Classify", variant="primary", elem_id="classify-run")
         with gr.Column(scale=1):
             labels = gr.Label(num_top_classes=TOP_K, label="Top-5", elem_id="classify-labels")
             info = gr.Markdown(elem_id="classify-info")
-    gr.Examples(fashion_examples(), inputs=[image], label="Fashion-MNIST test images (for the bundled model)",
-                examples_per_page=10)
+    gr.Examples(
+        fashion_examples(),
+        inputs=[image],
+        label="Fashion-MNIST test images (for the bundled model)",
+        examples_per_page=10,
+    )
     gr.Examples(photo_examples(), inputs=[image], label="Photos (for the ImageNet models)")
     panel = TreePanel("classify")
     panel.wire()
@@ -133,7 +144,13 @@ def build(cache: ModelCache) -> None:
             return record_trees(cache, img, name)
 
     model.input(on_model, [model], [], api_name=False)
-    predicted = run.click(lambda images, names: classify_batch(cache, images, names), [image, model], [labels, info],
-                          api_name="classify", batch=True, max_batch_size=MAX_BATCH)
+    predicted = run.click(
+        lambda images, names: classify_batch(cache, images, names),
+        [image, model],
+        [labels, info],
+        api_name="classify",
+        batch=True,
+        max_batch_size=MAX_BATCH,
+    )
     # the trees follow the labels: an unbatched step, since it fills this session's state
     panel.draw_after(predicted.success(on_trees, [image, model], panel.outputs(), api_name="classify_trees"))

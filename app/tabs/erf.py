@@ -108,7 +108,7 @@ def _caption(s: StageERF) -> str:
     return f"stage {s.stage + 1} ({s.grid[0]}x{s.grid[1]} output)"
 
 
-def _area_table(result: "ErfResult") -> str:
+def _area_table(result: ErfResult) -> str:
     shares = list(result.stages[0].area) if result.stages else []
     head = "| stage | output | " + " | ".join(f"{int(100 * a)}% of the contribution within" for a in shares) + " |"
     rows = [head, "|" + "---|" * (2 + len(shares))]
@@ -125,28 +125,51 @@ def render_erf(result: ErfResult, cached: bool) -> tuple[list[tuple[np.ndarray, 
         side = s.display.shape[0]
         blank = np.zeros((side, side, 3), np.uint8)
         centre = (side // 2, side // 2)
-        pictures.append((overlay_heatmap(blank, s.display, alpha=1.0, size=ERF_SIZE, colormap_name="viridis",
-                                         log_scale=False, value_range=(0.0, 1.0), mark=centre), _caption(s)))
+        pictures.append(
+            (
+                overlay_heatmap(
+                    blank,
+                    s.display,
+                    alpha=1.0,
+                    size=ERF_SIZE,
+                    colormap_name="viridis",
+                    log_scale=False,
+                    value_range=(0.0, 1.0),
+                    mark=centre,
+                ),
+                _caption(s),
+            )
+        )
     how = "from the cache" if cached else f"computed in {result.seconds:.1f} s"
-    summary = (f"`{result.name}`, {result.input_size}x{result.input_size} input, averaged over {result.images} example "
-               f"images ({how}). Each map: the gradient of the stage's central output (ReLU, summed over channels) "
-               "with respect to the input pixels, `log10(1 + m)` scaled to 1 (RepLKNet). The percentages are "
-               "the smallest centred squares holding that share of the contribution, as a share of the input area.")
+    summary = (
+        f"`{result.name}`, {result.input_size}x{result.input_size} input, averaged over {result.images} example "
+        f"images ({how}). Each map: the gradient of the stage's central output (ReLU, summed over channels) "
+        "with respect to the input pixels, `log10(1 + m)` scaled to 1 (RepLKNet). The percentages are "
+        "the smallest centred squares holding that share of the contribution, as a share of the input area."
+    )
     return pictures, summary + "\n\n" + _area_table(result)
 
 
 def build(cache: ModelCache) -> None:
     results = ErfCache()
     choices = model_choices("classification") + model_choices("segmentation")
-    gr.Markdown("**Effective receptive field.** How far each stage of a model looks: the input pixels its "
-                "central output depends on, averaged over the model's example images (computed on request, "
-                "then kept). A tree scan can reach along the image's structure within one block, so a GrootV "
-                "stage's field need not be a square that grows with depth.")
+    gr.Markdown(
+        "**Effective receptive field.** How far each stage of a model looks: the input pixels its "
+        "central output depends on, averaged over the model's example images (computed on request, "
+        "then kept). A tree scan can reach along the image's structure within one block, so a GrootV "
+        "stage's field need not be a square that grows with depth."
+    )
     with gr.Row():
         model = gr.Dropdown(choices, value=default_model("classification"), label="Model", elem_id="erf-model")
         run = gr.Button("Compute the receptive fields", variant="primary", elem_id="erf-run", scale=0)
-    gallery = gr.Gallery(label="Per stage (the ring: the central output's position)", columns=4, rows=1,
-                         height=300, object_fit="contain", elem_id="erf-gallery")
+    gallery = gr.Gallery(
+        label="Per stage (the ring: the central output's position)",
+        columns=4,
+        rows=1,
+        height=300,
+        object_fit="contain",
+        elem_id="erf-gallery",
+    )
     info = gr.Markdown(elem_id="erf-info")
 
     def on_run(name, progress=gr.Progress(track_tqdm=True)):
@@ -158,4 +181,3 @@ def build(cache: ModelCache) -> None:
             return [(png(p), c) for p, c in pictures], summary
 
     run.click(on_run, [model], [gallery, info], api_name="erf")
-

@@ -23,8 +23,16 @@ from ..model_cache import ModelCache
 from ..outputs import png
 from ..zoo_info import default_model, model_choices
 
-__all__ = ["MAX_NEW_TOKENS", "MAX_PROMPT_CHARS", "MAX_PROMPT_TOKENS", "UPDATE_INTERVAL_S", "build", "generate",
-           "render_token_tree", "token_labels"]
+__all__ = [
+    "MAX_NEW_TOKENS",
+    "MAX_PROMPT_CHARS",
+    "MAX_PROMPT_TOKENS",
+    "UPDATE_INTERVAL_S",
+    "build",
+    "generate",
+    "render_token_tree",
+    "token_labels",
+]
 
 MAX_PROMPT_TOKENS = 1024
 MAX_PROMPT_CHARS = MAX_PROMPT_TOKENS  # the byte model's limit: one token per byte, so at most one per character
@@ -68,9 +76,17 @@ def _check_prompt(prompt) -> str:
     return prompt
 
 
-def generate(cache: ModelCache, prompt: str, model_name: str, max_new_tokens: int = 64,
-             temperature: float = 0.7, top_k: int = 50, top_p: float = 0.95, seed: int | None = 0,
-             update_interval: float = UPDATE_INTERVAL_S):
+def generate(
+    cache: ModelCache,
+    prompt: str,
+    model_name: str,
+    max_new_tokens: int = 64,
+    temperature: float = 0.7,
+    top_k: int = 50,
+    top_p: float = 0.95,
+    seed: int | None = 0,
+    update_interval: float = UPDATE_INTERVAL_S,
+):
     """Yield ``(text, stats, trees)`` while tokens come: the first token at once, then at most one
     update per ``update_interval`` seconds (the tokens in between are decoded meanwhile), and
     always the whole text last. ``stats`` gives the model's decoding rate; ``trees`` (the prompt's
@@ -84,9 +100,16 @@ def generate(cache: ModelCache, prompt: str, model_name: str, max_new_tokens: in
         raise ValueError("the prompt encodes to no tokens")
     if len(ids) > MAX_PROMPT_TOKENS:
         raise ValueError(f"the prompt is {len(ids)} tokens long; the limit is {MAX_PROMPT_TOKENS}")
-    stream = stream_ids(model, torch.tensor([ids]), max_new_tokens=sampling.max_new_tokens,
-                        temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p,
-                        seed=sampling.seed, eos_token_id=tok.eos_token_id)
+    stream = stream_ids(
+        model,
+        torch.tensor([ids]),
+        max_new_tokens=sampling.max_new_tokens,
+        temperature=sampling.temperature,
+        top_k=sampling.top_k,
+        top_p=sampling.top_p,
+        seed=sampling.seed,
+        eos_token_id=tok.eos_token_id,
+    )
     decoder = IncrementalDecoder(tok)
     start = time.perf_counter()
     with loaded.lock, capture_token_trees(model) as records:  # the prompt pass records the trees
@@ -116,16 +139,28 @@ def generate(cache: ModelCache, prompt: str, model_name: str, max_new_tokens: in
             if ahead is None:
                 break
             rate = (count - 1) / decode_s if count > 1 and decode_s > 0 else 0.0
-            yield text, (f"{count} new tokens · {rate:.1f} tokens/s · prompt {len(ids)} tokens, "
-                         f"prompt pass {prefill_ms:.0f} ms"), trees
+            yield (
+                text,
+                (
+                    f"{count} new tokens · {rate:.1f} tokens/s · prompt {len(ids)} tokens, "
+                    f"prompt pass {prefill_ms:.0f} ms"
+                ),
+                trees,
+            )
             items = ahead.take(until=time.perf_counter() + update_interval)
     finally:
         if ahead is not None:
             ahead.stop()
     text += decoder.flush()
     rate = (count - 1) / decode_s if count > 1 and decode_s > 0 else 0.0
-    yield text, (f"{count} new tokens · {rate:.1f} tokens/s (decoding) · prompt {len(ids)} tokens, "
-                 f"prompt pass {prefill_ms:.0f} ms"), trees
+    yield (
+        text,
+        (
+            f"{count} new tokens · {rate:.1f} tokens/s (decoding) · prompt {len(ids)} tokens, "
+            f"prompt pass {prefill_ms:.0f} ms"
+        ),
+        trees,
+    )
 
 
 _END = object()
@@ -184,10 +219,16 @@ class _DecodeAhead:
 def build(cache: ModelCache) -> None:
     with gr.Row():
         with gr.Column(scale=1):
-            prompt = gr.Textbox(label="Prompt", lines=4, max_length=MAX_PROMPT_CHARS, elem_id="generate-prompt",
-                                placeholder="Type a prompt, or pick an example below")
-            model = gr.Dropdown(model_choices("generation"), value=default_model("generation"), label="Model",
-                                elem_id="generate-model")
+            prompt = gr.Textbox(
+                label="Prompt",
+                lines=4,
+                max_length=MAX_PROMPT_CHARS,
+                elem_id="generate-prompt",
+                placeholder="Type a prompt, or pick an example below",
+            )
+            model = gr.Dropdown(
+                model_choices("generation"), value=default_model("generation"), label="Model", elem_id="generate-model"
+            )
             with gr.Accordion("Sampling", open=False):
                 max_new = gr.Slider(1, MAX_NEW_TOKENS, value=80, step=1, label="Max new tokens")
                 temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature (0 = greedy)")
@@ -201,14 +242,17 @@ def build(cache: ModelCache) -> None:
     gr.Examples([[p] for p in prompt_examples()], inputs=[prompt], label="Prompts")
     trees = gr.State(None, time_to_live=STATE_TTL_S)
     with gr.Group():
-        gr.Markdown("**The tree over the prompt.** Besides the left-to-right chain, each GrootL layer "
-                    "scans a minimum spanning tree built from the prompt's own features (neighbours up to 3 "
-                    "tokens apart), rooted at the last token. Arcs are its edges; the colours say how strongly "
-                    "each token reaches the last token through that tree.")
+        gr.Markdown(
+            "**The tree over the prompt.** Besides the left-to-right chain, each GrootL layer "
+            "scans a minimum spanning tree built from the prompt's own features (neighbours up to 3 "
+            "tokens apart), rooted at the last token. Arcs are its edges; the colours say how strongly "
+            "each token reaches the last token through that tree."
+        )
         layer = gr.Slider(0, 1, value=0, step=1, label="Layer", elem_id="generate-layer")
         tree_image = gr.Image(label="Token tree", interactive=False, format="png", elem_id="generate-tree")
-        reach = gr.HighlightedText(label="Reach to the last token (log scale)", show_legend=False,
-                                   elem_id="generate-reach")
+        reach = gr.HighlightedText(
+            label="Reach to the last token (log scale)", show_legend=False, elem_id="generate-reach"
+        )
 
     def on_run(text, name, n, temp, k, p, s):
         # the token tree goes out with the first and the last update only (not with every token)
@@ -217,8 +261,7 @@ def build(cache: ModelCache) -> None:
             for piece, info, tr in generate(cache, text, name, n, temp, k, p, s):
                 if tree_outputs is None:
                     picture, spans = render_token_tree(tr, 0)
-                    tree_outputs = (tr, gr.update(maximum=max(1, len(tr["records"]) - 1), value=0), png(picture),
-                                    spans)
+                    tree_outputs = (tr, gr.update(maximum=max(1, len(tr["records"]) - 1), value=0), png(picture), spans)
                     yield (piece, info, *tree_outputs)
                 else:
                     yield piece, info, gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -229,6 +272,10 @@ def build(cache: ModelCache) -> None:
             picture, spans = render_token_tree(tr, k)
             return png(picture), spans
 
-    run.click(on_run, [prompt, model, max_new, temperature, top_k, top_p, seed],
-              [output, stats, trees, layer, tree_image, reach], api_name="generate")
+    run.click(
+        on_run,
+        [prompt, model, max_new, temperature, top_k, top_p, seed],
+        [output, stats, trees, layer, tree_image, reach],
+        api_name="generate",
+    )
     layer.release(on_layer, [trees, layer], [tree_image, reach], api_name="token_tree")

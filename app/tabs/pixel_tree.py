@@ -29,10 +29,18 @@ def tree_on_pixels(image, max_side: int = 48, distance: str = "l2", color_by: st
     tree = pixel_tree(np.asarray(pil), max_side=max_side, distance=distance)
     elapsed = (time.perf_counter() - start) * 1000
     h, w = tree["grid"]
-    picture = draw_tree(np.asarray(pil), tree["edges"], (h, w), color_by=color_by,
-                        edge_values=tree["weights"] if color_by == "weight" else None, size=VIEW_SIZE)
-    text = (f"{h}x{w} grid, {h * w} vertices, {len(tree['edges'])} tree edges; MST + BFS in {elapsed:.0f} ms. "
-            "Root (white dot) at the top-left pixel.")
+    picture = draw_tree(
+        np.asarray(pil),
+        tree["edges"],
+        (h, w),
+        color_by=color_by,
+        edge_values=tree["weights"] if color_by == "weight" else None,
+        size=VIEW_SIZE,
+    )
+    text = (
+        f"{h}x{w} grid, {h * w} vertices, {len(tree['edges'])} tree edges; MST + BFS in {elapsed:.0f} ms. "
+        "Root (white dot) at the top-left pixel."
+    )
     return picture, " ".join(t for t in (text, note) if t)
 
 
@@ -41,13 +49,16 @@ def build() -> None:
         with gr.Column(scale=1):
             image = image_input(label="Image", elem_id="pixels-input", height=320)
             max_side = gr.Slider(4, 128, value=48, step=1, label="Grid size (longer side)")
-            distance = gr.Radio(["l2", "cosine"], value="l2", label="Edge weight",
-                                info="l2: squared RGB distance; cosine: exp(-cos) of the RGB vectors")
+            distance = gr.Radio(
+                ["l2", "cosine"],
+                value="l2",
+                label="Edge weight",
+                info="l2: squared RGB distance; cosine: exp(-cos) of the RGB vectors",
+            )
             color_by = gr.Radio(["depth", "weight"], value="depth", label="Colour edges by")
             run = gr.Button("Build the tree", variant="primary", elem_id="pixels-run")
         with gr.Column(scale=1):
-            picture = gr.Image(label="Minimum spanning tree", interactive=False, format="png",
-                               elem_id="pixels-tree")
+            picture = gr.Image(label="Minimum spanning tree", interactive=False, format="png", elem_id="pixels-tree")
             info = gr.Markdown()
     gr.Examples(photo_examples() + scene_examples()[:1], inputs=[image], label="Examples")
 

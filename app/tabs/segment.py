@@ -41,8 +41,10 @@ def render_overlay(seg: dict, opacity: float) -> np.ndarray:
 def legend_html(seg: dict) -> str:
     items = []
     for name, color, frac in legend_entries(seg["mask"], seg["class_names"], seg["palette"]):
-        items.append(f'<span class="legend-item"><span class="legend-swatch" style="background:{color}"></span>'
-                     f"{html.escape(name)} <small>{100 * frac:.1f}%</small></span>")
+        items.append(
+            f'<span class="legend-item"><span class="legend-swatch" style="background:{color}"></span>'
+            f"{html.escape(name)} <small>{100 * frac:.1f}%</small></span>"
+        )
     return '<div class="legend">' + " ".join(items) + "</div>"
 
 
@@ -57,32 +59,38 @@ def segment(cache: ModelCache, image, model_name: str, opacity: float, flip: boo
         result = segmenter.predict(pil, flip=bool(flip))
     elapsed = (time.perf_counter() - start) * 1000
     if flip:  # the mirrored pass recorded its trees after the image's own: show the image's
-        records = records[:len(records) // 2]
-    seg = {"image": result.image, "mask": result.mask, "palette": result.palette,
-           "class_names": result.class_names}
+        records = records[: len(records) // 2]
+    seg = {"image": result.image, "mask": result.mask, "palette": result.palette, "class_names": result.class_names}
     size = segmenter.preprocess.input_size
     passes = "two forward passes (image and mirror, flip averaging)" if flip else "forward pass"
     lines = [f"`{model_name}` on a {size}x{size} input: {elapsed:.0f} ms ({passes} with tree recording)."]
     if note:
         lines.append(note)
     state = tree_state(records, result.image)
-    return [png(render_overlay(seg, opacity)), legend_html(seg), "\n\n".join(lines), seg,
-            *TreePanel.updates(state)]
+    return [png(render_overlay(seg, opacity)), legend_html(seg), "\n\n".join(lines), seg, *TreePanel.updates(state)]
 
 
 def build(cache: ModelCache) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             image = image_input(label="Image", elem_id="segment-input", height=320)
-            model = gr.Dropdown(model_choices("segmentation"), value=default_model("segmentation"),
-                                label="Model", elem_id="segment-model")
+            model = gr.Dropdown(
+                model_choices("segmentation"),
+                value=default_model("segmentation"),
+                label="Model",
+                elem_id="segment-model",
+            )
             run = gr.Button("Segment", variant="primary", elem_id="segment-run")
         with gr.Column(scale=1):
             overlay = gr.Image(label="Mask", interactive=False, format="png", elem_id="segment-mask")
             opacity = gr.Slider(0.0, 1.0, value=0.55, step=0.05, label="Mask opacity")
-            flip = gr.Checkbox(False, label="Flip test-time augmentation",
-                               info="average with the mirrored image's prediction (two passes; the bundled "
-                                    "model's card: 70.65% mIoU without, 72.87% with)", elem_id="segment-flip")
+            flip = gr.Checkbox(
+                False,
+                label="Flip test-time augmentation",
+                info="average with the mirrored image's prediction (two passes; the bundled "
+                "model's card: 70.65% mIoU without, 72.87% with)",
+                elem_id="segment-flip",
+            )
             legend = gr.HTML(elem_id="segment-legend")
             info = gr.Markdown()
     gr.Examples(scene_examples(), inputs=[image], label="Fashion-MNIST scenes (test split, for the bundled model)")
@@ -99,6 +107,12 @@ def build(cache: ModelCache) -> None:
         with user_errors("segment"):
             return png(render_overlay(seg, alpha))
 
-    panel.draw_after(run.click(on_run, [image, model, opacity, flip],
-                               [overlay, legend, info, seg_state, *panel.outputs()], api_name="segment"))
+    panel.draw_after(
+        run.click(
+            on_run,
+            [image, model, opacity, flip],
+            [overlay, legend, info, seg_state, *panel.outputs()],
+            api_name="segment",
+        )
+    )
     opacity.input(on_opacity, [seg_state, opacity], [overlay], api_name=False)

@@ -11,12 +11,13 @@ __all__ = ["build"]
 
 
 def build() -> None:
-    gr.Markdown("Bundled models were trained by this project and work offline. The published GrootV and "
-                "GrootL weights download on first use from the authors' Google Drive files and are converted "
-                "once; Mamba-130m downloads from its Hugging Face Hub repo. Both are then cached. Metrics are "
-                "those reported for each model.")
-    table = gr.Dataframe(value=zoo_rows(), headers=ZOO_COLUMNS, interactive=False, wrap=True,
-                         elem_id="zoo-table")
+    gr.Markdown(
+        "Bundled models were trained by this project and work offline. The published GrootV and "
+        "GrootL weights download on first use from the authors' Google Drive files and are converted "
+        "once; Mamba-130m downloads from its Hugging Face Hub repo. Both are then cached. Metrics are "
+        "those reported for each model."
+    )
+    table = gr.Dataframe(value=zoo_rows(), headers=ZOO_COLUMNS, interactive=False, wrap=True, elem_id="zoo-table")
     refresh = gr.Button("Refresh")
 
     def on_refresh():

@@ -13,12 +13,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["FASHION_MNIST_CLASSES", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "default_root", "load_fashion_mnist",
-           "FashionMNIST"]
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_MEAN",
+    "FASHION_MNIST_STD",
+    "default_root",
+    "load_fashion_mnist",
+    "FashionMNIST",
+]
 
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 # Per-channel normalisation of the [0, 1] grey images, the one statement of it (the zoo entries,
 # the timm cfg, the training recipes and the model cards read these): the training split's mean
@@ -29,9 +43,11 @@ _FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-_INSTALL_HINT = ("install it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu; "
-                 "bash scripts/setup.sh does this), or point GROOTVL_FASHION_MNIST / root= at a folder "
-                 "holding the four official *-ubyte(.gz) files")
+_INSTALL_HINT = (
+    "install it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu; "
+    "bash scripts/setup.sh does this), or point GROOTVL_FASHION_MNIST / root= at a folder "
+    "holding the four official *-ubyte(.gz) files"
+)
 
 
 def default_root() -> Path:
@@ -53,12 +69,13 @@ def _read_idx(root: Path, stem: str, magic: int, ndim: int) -> np.ndarray:
         data = fh.read()
     if len(data) < 4 + 4 * ndim or int.from_bytes(data[:4], "big") != magic:
         raise ValueError(f"{path} is not an IDX file with magic {magic:#x} (corrupt download?)")
-    dims = [int.from_bytes(data[4 + 4 * k: 8 + 4 * k], "big") for k in range(ndim)]
+    dims = [int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim)]
     offset = 4 + 4 * ndim
     expected = int(np.prod(dims))
     if len(data) - offset != expected:
-        raise ValueError(f"{path}: expected {expected} bytes of data for shape {dims}, found "
-                         f"{len(data) - offset} (truncated file?)")
+        raise ValueError(
+            f"{path}: expected {expected} bytes of data for shape {dims}, found {len(data) - offset} (truncated file?)"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dims)
 
 

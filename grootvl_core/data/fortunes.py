@@ -12,8 +12,10 @@ from pathlib import Path
 
 __all__ = ["default_root", "load_cookies", "split_cookies"]
 
-_INSTALL_HINT = ("install it with `sudo apt-get install fortunes` (Debian/Ubuntu; bash scripts/setup.sh "
-                 "does this), or point GROOTVL_FORTUNES / root= at a folder of fortune cookie files")
+_INSTALL_HINT = (
+    "install it with `sudo apt-get install fortunes` (Debian/Ubuntu; bash scripts/setup.sh "
+    "does this), or point GROOTVL_FORTUNES / root= at a folder of fortune cookie files"
+)
 
 
 def default_root() -> Path:
@@ -27,8 +29,9 @@ def load_cookies(root: str | os.PathLike | None = None) -> list[str]:
     root = Path(root) if root is not None else default_root()
     if not root.is_dir():
         raise FileNotFoundError(f"fortunes folder {root} does not exist: {_INSTALL_HINT}")
-    files = sorted(p for p in root.iterdir()
-                   if p.is_file() and p.suffix not in (".dat", ".u8") and not p.name.startswith("."))
+    files = sorted(
+        p for p in root.iterdir() if p.is_file() and p.suffix not in (".dat", ".u8") and not p.name.startswith(".")
+    )
     cookies: list[str] = []
     for path in files:
         text = path.read_text(encoding="utf-8", errors="replace")

@@ -1,4 +1,4 @@
-""""Fashion-MNIST scenes": a small, real-data segmentation task generated deterministically.
+""" "Fashion-MNIST scenes": a small, real-data segmentation task generated deterministically.
 
 Each scene pastes 2 to 5 Fashion-MNIST garments (scale and position jitter, overlaps allowed, later
 garments on top) onto a textured, noisy background. The per-pixel label is 0 for background and
@@ -20,8 +20,17 @@ __all__ = ["SCENE_CLASSES", "SCENE_PALETTE", "make_scene", "make_garment_view", 
 
 SCENE_CLASSES = ("background",) + FASHION_MNIST_CLASSES
 SCENE_PALETTE = (
-    (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+    (0, 0, 0),
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
 )
 _SPLIT_ID = {"train": 0, "test": 1}
 _SILHOUETTE_THRESHOLD = 16
@@ -51,8 +60,14 @@ def silhouette(item: np.ndarray) -> np.ndarray:
     return (sil == 1) | holes
 
 
-def make_scene(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: int = 96,
-               min_items: int = 2, max_items: int = 5):
+def make_scene(
+    images: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    size: int = 96,
+    min_items: int = 2,
+    max_items: int = 5,
+):
     """Compose one scene from a pool of garments.
 
     Args:
@@ -77,9 +92,9 @@ def make_scene(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
         item = cv2.resize(images[idx], (side, side), interpolation=cv2.INTER_LINEAR)
         top, left = (int(v) for v in rng.integers(0, size - side + 1, 2))
         sil = silhouette(item)
-        region = canvas[top:top + side, left:left + side]
+        region = canvas[top : top + side, left : left + side]
         region[sil] = item[sil]
-        mask[top:top + side, left:left + side][sil] = labels[idx] + 1
+        mask[top : top + side, left : left + side][sil] = labels[idx] + 1
     return np.round(canvas).astype(np.uint8), mask, items
 
 
@@ -92,17 +107,24 @@ def _paste(canvas: np.ndarray, item: np.ndarray, top: int, left: int) -> np.ndar
     out = np.zeros((h, w), dtype=bool)
     if y1 <= y0 or x1 <= x0:
         return out
-    sil = silhouette(item)[y0 - top:y1 - top, x0 - left:x1 - left]
-    canvas[y0:y1, x0:x1][sil] = item[y0 - top:y1 - top, x0 - left:x1 - left][sil]
+    sil = silhouette(item)[y0 - top : y1 - top, x0 - left : x1 - left]
+    canvas[y0:y1, x0:x1][sil] = item[y0 - top : y1 - top, x0 - left : x1 - left][sil]
     out[y0:y1, x0:x1] = sil
     return out
 
 
-def make_garment_view(images: np.ndarray, idx: int, rng: np.random.Generator, size: int = 48,
-                      max_others: int = 2, min_visible: float = 0.5) -> np.ndarray:
+def make_garment_view(
+    images: np.ndarray,
+    idx: int,
+    rng: np.random.Generator,
+    size: int = 48,
+    max_others: int = 2,
+    min_visible: float = 0.5,
+) -> np.ndarray:
     """One garment as it looks inside a scene, for classifier pretraining: pool item ``idx`` at a
-    scene's scale jitter (0.9x to 2x, capped by ``size``), centred (up to a quarter of the free space off) on a ``size``-pixel
-    canvas with the scenes' textured background, and up to ``max_others`` other pool garments
+    scene's scale jitter (0.9x to 2x, capped by ``size``), centred (up to a quarter of the free
+    space off) on a ``size``-pixel canvas with the scenes' textured background, and up to
+    ``max_others`` other pool garments
     behind or partly over it (an occluder is dropped when it would hide more than
     ``1 - min_visible`` of the garment). The label is the garment's class.
 
@@ -169,5 +191,4 @@ class FashionScenes(torch.utils.data.Dataset):
 
     def __getitem__(self, idx: int):
         image, mask, _ = self.scene(idx)
-        return (torch.from_numpy(image.astype(np.float32) / 255.0)[None],
-                torch.from_numpy(mask.astype(np.int64)))
+        return (torch.from_numpy(image.astype(np.float32) / 255.0)[None], torch.from_numpy(mask.astype(np.int64)))

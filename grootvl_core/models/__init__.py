@@ -4,8 +4,8 @@ Importing this package registers ``grootv_tiny``, ``grootv_small``, ``grootv_bas
 ``test_grootv`` with timm.
 """
 
-from .grootv import GrootV, checkpoint_filter_fn, grootv_base, grootv_nano, grootv_small, grootv_tiny
 from .grootl import GrootL, GrootLConfig, MambaLM, grootl_130m, grootl_nano, mamba_130m
+from .grootv import GrootV, checkpoint_filter_fn, grootv_base, grootv_nano, grootv_small, grootv_tiny
 from .token_tree_capture import TokenTreeRecord, capture_token_trees
 from .tree_capture import TreeRecord, affinity_from, capture_trees
 from .tree_ssm import SpanningTree, TreeSSM, build_grid_tree

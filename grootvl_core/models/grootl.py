@@ -75,9 +75,14 @@ PT_WEIGHTS_NAME = "pytorch_model.bin"
 # ----------------------------------------------------------------------------------------------
 
 
-class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
-             repo_url="https://github.com/EasonXiao-888/GrootVL", pipeline_tag="text-generation",
-             tags=["text-generation", "grootvl"]):
+class GrootL(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="grootvl",
+    repo_url="https://github.com/EasonXiao-888/GrootVL",
+    pipeline_tag="text-generation",
+    tags=["text-generation", "grootvl"],
+):
     """Mamba causal LM with GrootL's tree-scanning mixer (reference 4).
 
     ``state_dict()`` keys equal ``transformers.MambaForCausalLM``'s: ``backbone.embeddings.weight``,
@@ -116,7 +121,7 @@ class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
         """``MambaPreTrainedModel._init_weights`` (random models; checkpoints overwrite it)."""
         cfg = self.config
         if isinstance(module, GrootLMixer):
-            std = cfg.time_step_rank ** -0.5 * cfg.time_step_scale
+            std = cfg.time_step_rank**-0.5 * cfg.time_step_scale
             if cfg.time_step_init_scheme == "constant":
                 nn.init.constant_(module.dt_proj.weight, std)
             else:
@@ -139,8 +144,9 @@ class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
     # Forward
     # ------------------------------------------------------------------------------------------
 
-    def allocate_cache(self, batch_size: int, dtype: torch.dtype | None = None,
-                       device: torch.device | str | None = None) -> GrootLCache:
+    def allocate_cache(
+        self, batch_size: int, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    ) -> GrootLCache:
         """A zeroed :class:`GrootLCache` for ``batch_size`` sequences (model dtype/device)."""
         p = self.backbone.embeddings.weight
         return GrootLCache(self.config, batch_size, dtype=dtype or p.dtype, device=device or p.device)
@@ -151,15 +157,19 @@ class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
         if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
             raise TypeError(f"GrootL: input_ids must be integer token ids, got {input_ids.dtype}")
         if input_ids.dim() != 2 or input_ids.shape[1] < 1:
-            raise ValueError(f"GrootL: input_ids must be (B, L) with L >= 1, got "
-                             f"{tuple(input_ids.shape)}")
+            raise ValueError(f"GrootL: input_ids must be (B, L) with L >= 1, got {tuple(input_ids.shape)}")
         lo, hi = int(input_ids.min()), int(input_ids.max())
         if lo < 0 or hi >= self.config.vocab_size:
-            raise ValueError(f"GrootL: token ids must lie in [0, {self.config.vocab_size}), got "
-                             f"values in [{lo}, {hi}]")
+            raise ValueError(f"GrootL: token ids must lie in [0, {self.config.vocab_size}), got values in [{lo}, {hi}]")
 
-    def forward(self, input_ids: Tensor, context_lengths=None, labels: Tensor | None = None,
-                cache: GrootLCache | None = None, logits_to_keep: int = 0) -> GrootLOutput:
+    def forward(
+        self,
+        input_ids: Tensor,
+        context_lengths=None,
+        labels: Tensor | None = None,
+        cache: GrootLCache | None = None,
+        logits_to_keep: int = 0,
+    ) -> GrootLOutput:
         """Logits for ``input_ids``; with a cache, a prefill (empty cache) or decoding steps.
 
         Args:
@@ -181,8 +191,10 @@ class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
         self._check_ids(input_ids)
         batch, length = input_ids.shape
         if cache is not None and cache.batch_size != batch:
-            raise ValueError(f"GrootL: the cache was allocated for batch size {cache.batch_size}, "
-                             f"input_ids has {batch}; allocate a new cache or cache.reset()")
+            raise ValueError(
+                f"GrootL: the cache was allocated for batch size {cache.batch_size}, "
+                f"input_ids has {batch}; allocate a new cache or cache.reset()"
+            )
         if context_lengths is None and labels is not None:
             context_lengths = _leading_ignored(labels)
         if cache is not None and cache.seqlen_offset > 0:
@@ -197,15 +209,17 @@ class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
                 cache.context_lengths = ctx
         if logits_to_keep:
             if labels is not None:
-                raise ValueError("GrootL: labels need the logits of every position; "
-                                 "leave logits_to_keep at 0")
-            hidden = hidden[:, -int(logits_to_keep):]
+                raise ValueError("GrootL: labels need the logits of every position; leave logits_to_keep at 0")
+            hidden = hidden[:, -int(logits_to_keep) :]
         hidden = self.backbone.norm_f(hidden)
         logits = self.lm_head(hidden.to(self.lm_head.weight.dtype)).float()
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
-                                   labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
+            loss = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]),
+                labels[:, 1:].reshape(-1).to(logits.device),
+                ignore_index=-100,
+            )
         return GrootLOutput(logits=logits, loss=loss, cache=cache)
 
     def _decode(self, input_ids: Tensor, cache: GrootLCache) -> Tensor:
@@ -225,8 +239,7 @@ class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
             ``(B, vocab)`` float32 logits of the last prompt token.
         """
         cache.reset()
-        return self(input_ids, context_lengths=context_lengths, cache=cache,
-                    logits_to_keep=1).logits[:, -1]
+        return self(input_ids, context_lengths=context_lengths, cache=cache, logits_to_keep=1).logits[:, -1]
 
     def step(self, input_ids: Tensor, cache: GrootLCache) -> Tensor:
         """One decoding step for ``input_ids`` of shape ``(B,)`` or ``(B, 1)``.
@@ -272,8 +285,10 @@ class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
         if os.path.isdir(name):
             return super().from_pretrained(name, **kwargs)
         if os.path.exists(name) or name.startswith((".", "/", "~")) or name.count("/") > 1:
-            raise OSError(f"GrootL.from_pretrained: {name!r} is not a folder with config.json and "
-                          "model.safetensors, nor a Hub repo id like 'state-spaces/mamba-130m-hf'")
+            raise OSError(
+                f"GrootL.from_pretrained: {name!r} is not a folder with config.json and "
+                "model.safetensors, nor a Hub repo id like 'state-spaces/mamba-130m-hf'"
+            )
         try:
             return super().from_pretrained(name, **kwargs)
         except OSError as exc:  # offline, unreachable, unknown repo, auth: all reported the same way
@@ -281,14 +296,26 @@ class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
                 f"GrootL.from_pretrained: could not get {name!r} from the Hugging Face Hub and it is not "
                 f"a local folder ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
                 "Offline, only repos already in the Hub cache (HF_HUB_CACHE) load; otherwise pass a "
-                "folder with config.json and model.safetensors.") from exc
+                "folder with config.json and model.safetensors."
+            ) from exc
 
     @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: str | os.PathLike | None,
-                         force_download: bool, local_files_only: bool, token: str | bool | None,
-                         config: Any = None, map_location: torch.device | str = "cpu", strict: bool = True,
-                         device: torch.device | str | None = None, dtype: torch.dtype | None = None,
-                         **config_overrides: Any) -> GrootL:
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | os.PathLike | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        config: Any = None,
+        map_location: torch.device | str = "cpu",
+        strict: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        **config_overrides: Any,
+    ) -> GrootL:
         """The mixin's hook: ``config`` is the parsed config.json (MambaConfig keys), not init kwargs."""
         if not isinstance(config, dict):
             raise OSError(f"GrootL.from_pretrained: no {CONFIG_NAME} in {model_id}")
@@ -297,9 +324,17 @@ class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
         cfg = GrootLConfig.from_dict({**cls.config_defaults, **config}, **config_overrides)
         # NOTE: the mixin prints "Loading weights from local directory"; GrootL never printed.
         with contextlib.redirect_stdout(io.StringIO()):
-            model = super()._from_pretrained(model_id=model_id, revision=revision, cache_dir=cache_dir,
-                                             force_download=force_download, local_files_only=local_files_only,
-                                             token=token, config=cfg, map_location="cpu", strict=strict)
+            model = super()._from_pretrained(
+                model_id=model_id,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                local_files_only=local_files_only,
+                token=token,
+                config=cfg,
+                map_location="cpu",
+                strict=strict,
+            )
         if dtype is not None:
             model.to(dtype=dtype)
         model.to(device if device is not None else map_location)
@@ -330,7 +365,8 @@ class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
             raise ValueError(
                 f"GrootL: config.json says vocab_size={self.config.vocab_size} but the checkpoint's "
                 f"backbone.embeddings.weight has {emb.shape[0]} rows; use the config.json that came "
-                "with these weights (GrootL fine-tunes may resize the vocabulary, reference 4.7)")
+                "with these weights (GrootL fine-tunes may resize the vocabulary, reference 4.7)"
+            )
         check_state_dict(self, state_dict, "GrootL checkpoint", strict=strict)
         expected = self.state_dict()
         self.load_state_dict({k: v for k, v in state_dict.items() if k in expected}, strict=False)
@@ -342,8 +378,11 @@ class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
 
         with open(save_directory / CONFIG_NAME, "w", encoding="utf-8") as f:
             json.dump(self.config.to_dict(), f, indent=2, sort_keys=True)
-        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()
-                   if not (self.config.tie_word_embeddings and k == "lm_head.weight")}
+        tensors = {
+            k: v.detach().cpu().contiguous().clone()
+            for k, v in self.state_dict().items()
+            if not (self.config.tie_word_embeddings and k == "lm_head.weight")
+        }
         save_file(tensors, str(save_directory / SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> Any:
@@ -357,8 +396,7 @@ class GrootL(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
 # ----------------------------------------------------------------------------------------------
 
 
-def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: GrootL | None = None
-                         ) -> dict[str, Tensor]:
+def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: GrootL | None = None) -> dict[str, Tensor]:
     """Map a foreign state dict onto GrootL's (= ``MambaForCausalLM``'s) keys; pure and idempotent.
 
     Unwraps training containers with :func:`grootvl_core.weights.extract_state_dict` (``model``,
@@ -370,7 +408,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: GrootL | None = N
     out = {}
     for k, v in state_dict.items():
         if k.startswith("backbone.embedding."):
-            k = "backbone.embeddings." + k[len("backbone.embedding."):]
+            k = "backbone.embeddings." + k[len("backbone.embedding.") :]
         out[k] = v
     tied = model is not None and model.config.tie_word_embeddings
     if tied and "backbone.embeddings.weight" in out:
@@ -393,17 +431,21 @@ def _read_weights(folder: Path) -> dict[str, Tensor]:
     if (folder / PT_WEIGHTS_NAME).is_file():
         return read_checkpoint(folder / PT_WEIGHTS_NAME)
     present = sorted(p.name for p in folder.iterdir())
-    raise OSError(f"GrootL.from_pretrained: no weights in {folder} (looked for {SAFE_WEIGHTS_NAME}, "
-                  f"{SAFE_WEIGHTS_INDEX_NAME}, {PT_WEIGHTS_NAME}); found {present}")
+    raise OSError(
+        f"GrootL.from_pretrained: no weights in {folder} (looked for {SAFE_WEIGHTS_NAME}, "
+        f"{SAFE_WEIGHTS_INDEX_NAME}, {PT_WEIGHTS_NAME}); found {present}"
+    )
 
 
 def _leading_ignored(labels: Tensor) -> list[int]:
     """Per sample, the number of leading ``-100`` labels (the prompt length)."""
     valid = labels != -100
     length = labels.shape[1]
-    first = torch.where(valid.any(dim=1), valid.float().argmax(dim=1),
-                        torch.full_like(valid[:, 0], length, dtype=torch.long))
+    first = torch.where(
+        valid.any(dim=1), valid.float().argmax(dim=1), torch.full_like(valid[:, 0], length, dtype=torch.long)
+    )
     return [int(v) for v in first.tolist()]
+
 
 class MambaLM(GrootL):
     """Plain Mamba: :class:`GrootL` whose config defaults to ``tree_scale=0`` when config.json does
@@ -423,8 +465,10 @@ def grootl_130m(pretrained: bool = False, **kwargs: Any) -> GrootL:
     The published weights come from ``grootvl_core.zoo.load_model("grootl-130m")``.
     """
     if pretrained:
-        raise ValueError("grootl_130m: the published GrootL weights are not on the Hub; load them "
-                         "with grootvl_core.zoo.load_model('grootl-130m')")
+        raise ValueError(
+            "grootl_130m: the published GrootL weights are not on the Hub; load them "
+            "with grootvl_core.zoo.load_model('grootl-130m')"
+        )
     return GrootL(GrootLConfig(**kwargs))
 
 
@@ -432,11 +476,22 @@ def grootl_nano(pretrained: bool = False, **kwargs: Any) -> GrootL:
     """GrootL-nano: byte-level (vocab 258), hidden 128, 4 layers, state 8, ``tree_scale=0.3``: the
     size of the project's bundled fortunes model (``grootvl_core.zoo.load_model("grootl-nano-fortunes")``)."""
     if pretrained:
-        raise ValueError("grootl_nano: the trained weights come from grootvl_core.zoo.load_model("
-                         "'grootl-nano-fortunes')")
-    defaults = dict(vocab_size=258, hidden_size=128, num_hidden_layers=4, state_size=8, expand=2,
-                    conv_kernel=4, tree_scale=0.3, initializer_range=0.02, bos_token_id=256, eos_token_id=256,
-                    pad_token_id=257)
+        raise ValueError(
+            "grootl_nano: the trained weights come from grootvl_core.zoo.load_model('grootl-nano-fortunes')"
+        )
+    defaults = dict(
+        vocab_size=258,
+        hidden_size=128,
+        num_hidden_layers=4,
+        state_size=8,
+        expand=2,
+        conv_kernel=4,
+        tree_scale=0.3,
+        initializer_range=0.02,
+        bos_token_id=256,
+        eos_token_id=256,
+        pad_token_id=257,
+    )
     return GrootL(GrootLConfig(**{**defaults, **kwargs}))
 
 

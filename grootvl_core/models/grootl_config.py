@@ -89,17 +89,23 @@ class GrootLConfig:
             self.time_step_rank = math.ceil(self.hidden_size / 16)
         if self.intermediate_size is None:
             self.intermediate_size = int(self.expand * self.hidden_size)
-        for name in ("vocab_size", "hidden_size", "state_size", "num_hidden_layers", "conv_kernel",
-                     "time_step_rank", "intermediate_size", "tree_band"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "state_size",
+            "num_hidden_layers",
+            "conv_kernel",
+            "time_step_rank",
+            "intermediate_size",
+            "tree_band",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"GrootLConfig: {name} must be a positive int, got {value!r}")
         if self.hidden_act not in _ACTIVATIONS:
-            raise ValueError(f"GrootLConfig: hidden_act must be one of {sorted(_ACTIVATIONS)}, got "
-                             f"{self.hidden_act!r}")
+            raise ValueError(f"GrootLConfig: hidden_act must be one of {sorted(_ACTIVATIONS)}, got {self.hidden_act!r}")
         if not isinstance(self.tree_scale, (int, float)) or not math.isfinite(self.tree_scale):
-            raise ValueError(f"GrootLConfig: tree_scale must be a finite number, got "
-                             f"{self.tree_scale!r}")
+            raise ValueError(f"GrootLConfig: tree_scale must be a finite number, got {self.tree_scale!r}")
 
     @classmethod
     def from_dict(cls, config: dict[str, Any], **overrides: Any) -> GrootLConfig:
@@ -119,9 +125,11 @@ class GrootLConfig:
         values = {k: v for k, v in config.items() if k in known}
         extra = {k: v for k, v in config.items() if k not in known and k != "extra"}
         if "hidden_size" not in values and "d_model" in config:
-            raise ValueError("GrootLConfig: this config.json uses mamba_ssm's format (d_model, "
-                             "n_layer); GrootL reads the Hugging Face format "
-                             "(state-spaces/mamba-130m-hf style: hidden_size, num_hidden_layers)")
+            raise ValueError(
+                "GrootLConfig: this config.json uses mamba_ssm's format (d_model, "
+                "n_layer); GrootL reads the Hugging Face format "
+                "(state-spaces/mamba-130m-hf style: hidden_size, num_hidden_layers)"
+            )
         values.update(overrides)
         return cls(**values, extra=extra)
 
@@ -163,18 +171,21 @@ class GrootLCache:
         device: where the states live.
     """
 
-    def __init__(self, config: GrootLConfig, batch_size: int, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        config: GrootLConfig,
+        batch_size: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
         if int(batch_size) < 1:
             raise ValueError(f"GrootLCache: batch_size must be >= 1, got {batch_size}")
         b, d, n, k = int(batch_size), config.intermediate_size, config.state_size, config.conv_kernel
         layers = config.num_hidden_layers
         self.batch_size = b
         self.conv_states = [torch.zeros(b, d, k, dtype=dtype, device=device) for _ in range(layers)]
-        self.ssm_states = [torch.zeros(b, d, n, dtype=torch.float32, device=device)
-                           for _ in range(layers)]
-        self.tree_states = [torch.zeros(b, d, n, dtype=torch.float32, device=device)
-                            for _ in range(layers)]
+        self.ssm_states = [torch.zeros(b, d, n, dtype=torch.float32, device=device) for _ in range(layers)]
+        self.tree_states = [torch.zeros(b, d, n, dtype=torch.float32, device=device) for _ in range(layers)]
         self.seqlen_offset = 0
         self.context_lengths: list[int] | None = None
 
@@ -199,4 +210,3 @@ class GrootLOutput:
     logits: Tensor
     loss: Tensor | None = None
     cache: GrootLCache | None = None
-

@@ -55,8 +55,7 @@ class GrootLMixer(nn.Module):
         self.tree_scale = float(config.tree_scale)
         self.tree_band = int(config.tree_band)
         self.act = _ACTIVATIONS[config.hidden_act]
-        self.conv1d = nn.Conv1d(d, d, kernel_size=k, groups=d, padding=k - 1,
-                                bias=config.use_conv_bias)
+        self.conv1d = nn.Conv1d(d, d, kernel_size=k, groups=d, padding=k - 1, bias=config.use_conv_bias)
         self.in_proj = nn.Linear(h, 2 * d, bias=config.use_bias)
         self.x_proj = nn.Linear(d, r + 2 * n, bias=False)
         self.dt_proj = nn.Linear(r, d, bias=True)
@@ -73,8 +72,7 @@ class GrootLMixer(nn.Module):
     def _ssm_inputs(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``u (B, L, D)`` -> ``delta (B, L, D)``, ``Bm``, ``Cm`` ``(B, L, N)``, ``A (D, N)`` fp32."""
         params = self.x_proj(u)  # [B, L, R + 2N]
-        dt, bm, cm = torch.split(params, [self.time_step_rank, self.state_size, self.state_size],
-                                 dim=-1)
+        dt, bm, cm = torch.split(params, [self.time_step_rank, self.state_size, self.state_size], dim=-1)
         delta = F.softplus(self.dt_proj(dt))  # [B, L, D]
         a = -torch.exp(self.A_log.float())  # [D, N]
         return delta, bm, cm, a
@@ -195,8 +193,7 @@ class GrootLBlock(nn.Module):
             residual = residual.float()
         return residual, normed
 
-    def forward(self, hidden_states: Tensor, context_lengths: list[int],
-                cache: GrootLCache | None = None) -> Tensor:
+    def forward(self, hidden_states: Tensor, context_lengths: list[int], cache: GrootLCache | None = None) -> Tensor:
         residual, normed = self._pre(hidden_states)
         return residual + self.mixer(normed, context_lengths, cache)
 

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from grootvl_core.ops import TreeOrder, bfs, minimum_spanning_tree
+
 # NOTE: chain_tree lives in ops (the vision raster ablation uses it too); re-exported here, with its
 # cache (_chain_tree_cpu), for callers and tests that import it from this module.
 from grootvl_core.ops.chain import _chain_tree_cpu, chain_tree  # noqa: F401
@@ -57,8 +58,9 @@ def _band_graph_edges_cpu(length: int, context_length: int, band: int) -> Tensor
     return (L - 1) - flipped  # flipped position p is token L-1-p
 
 
-def band_graph_edges(length: int, context_length: int, band: int = 3,
-                     device: torch.device | str | None = None) -> Tensor:
+def band_graph_edges(
+    length: int, context_length: int, band: int = 3, device: torch.device | str | None = None
+) -> Tensor:
     """Edges of GrootL's band graph over ``length`` tokens, in original token order.
 
     The first ``context_length`` tokens are joined to every token at distance ``<= band`` inside the
@@ -82,8 +84,7 @@ def band_graph_edges(length: int, context_length: int, band: int = 3,
     if length < 1:
         raise ValueError(f"band_graph_edges: length must be >= 1, got {length}")
     if not 0 <= context_length <= length:
-        raise ValueError(f"band_graph_edges: context_length must lie in [0, {length}], got "
-                         f"{context_length}")
+        raise ValueError(f"band_graph_edges: context_length must lie in [0, {length}], got {context_length}")
     if band < 1:
         raise ValueError(f"band_graph_edges: band must be >= 1, got {band}")
     # NOTE: P = 0 would add the flipped pair [L-1, L] (out of range); its tree is the chain too.
@@ -112,18 +113,20 @@ def normalize_context_lengths(context_lengths, batch: int, length: int) -> list[
         elif context_lengths.dim() == 1:
             context_lengths = [int(v) for v in context_lengths.tolist()]
         else:
-            raise ValueError(f"context_lengths must be an int or a 1-D tensor of {batch} values, got "
-                             f"shape {tuple(context_lengths.shape)}")
+            raise ValueError(
+                f"context_lengths must be an int or a 1-D tensor of {batch} values, got "
+                f"shape {tuple(context_lengths.shape)}"
+            )
     elif isinstance(context_lengths, int):
         context_lengths = [context_lengths] * batch
     elif isinstance(context_lengths, Sequence):
         context_lengths = [int(v) for v in context_lengths]
     else:
-        raise TypeError(f"context_lengths must be None, an int, a sequence or a tensor, got "
-                        f"{type(context_lengths).__name__}")
+        raise TypeError(
+            f"context_lengths must be None, an int, a sequence or a tensor, got {type(context_lengths).__name__}"
+        )
     if len(context_lengths) != batch:
-        raise ValueError(f"context_lengths must have one value per sample (B={batch}), got "
-                         f"{len(context_lengths)}")
+        raise ValueError(f"context_lengths must have one value per sample (B={batch}), got {len(context_lengths)}")
     if any(v < 0 for v in context_lengths):
         raise ValueError(f"context_lengths must be >= 0, got {context_lengths}")
     return [min(v, length) for v in context_lengths]
@@ -135,8 +138,7 @@ def _dots_by_offset(f: Tensor, band: int) -> tuple[Tensor, list[Tensor]]:
     return f.norm(dim=1), [(f[:, :, k:] * f[:, :, :-k]).sum(dim=1) for k in range(1, band + 1)]
 
 
-def _cosine_by_offset(feature: Tensor, band: int, factors: tuple[Tensor, Tensor] | None = None
-                      ) -> list[Tensor]:
+def _cosine_by_offset(feature: Tensor, band: int, factors: tuple[Tensor, Tensor] | None = None) -> list[Tensor]:
     """``cos[k-1][:, t] = cos(feature[:, :, t], feature[:, :, t - k])`` for ``t >= k``.
 
     With ``factors = (x (B, D, L), b (B, N, L))`` such that ``feature[:, d * N + n, t] = x[:, d, t]
@@ -153,8 +155,9 @@ def _cosine_by_offset(feature: Tensor, band: int, factors: tuple[Tensor, Tensor]
     return [dot / (norm[:, k:] * norm[:, :-k]).clamp_min(1e-8) for k, dot in enumerate(dots, start=1)]
 
 
-def feature_tree(feature: Tensor, context_lengths: Sequence[int], band: int = 3,
-                 factors: tuple[Tensor, Tensor] | None = None) -> TreeOrder:
+def feature_tree(
+    feature: Tensor, context_lengths: Sequence[int], band: int = 3, factors: tuple[Tensor, Tensor] | None = None
+) -> TreeOrder:
     """Tree 2: per sample, the MST of its band graph under ``exp(-cos)`` feature weights.
 
     Each sample uses its own context length (fixing published bugs 6.9/6.10, which used one
@@ -183,8 +186,7 @@ def feature_tree(feature: Tensor, context_lengths: Sequence[int], band: int = 3,
     if not groups:
         return tree
     with torch.no_grad():
-        cos = _cosine_by_offset(feature.detach(), band,
-                                None if factors is None else tuple(t.detach() for t in factors))
+        cos = _cosine_by_offset(feature.detach(), band, None if factors is None else tuple(t.detach() for t in factors))
         for p, members in groups.items():
             edges = band_graph_edges(length, p, band, device=device)  # (E, 2) rows [t, t-k]
             k = edges[:, 0] - edges[:, 1]

@@ -32,11 +32,9 @@ from torch.utils.checkpoint import checkpoint
 from grootvl_core.weights.state_dict import unwrap_state_dict
 
 from ..data.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD
-
 from .tree_ssm import SpanningTree, TreeSSM
 
-__all__ = ["GrootV", "checkpoint_filter_fn", "grootv_nano", "grootv_tiny", "grootv_small", "grootv_base",
-           "test_grootv"]
+__all__ = ["GrootV", "checkpoint_filter_fn", "grootv_nano", "grootv_tiny", "grootv_small", "grootv_base", "test_grootv"]
 
 
 class _ToChannelsLast(nn.Module):
@@ -100,8 +98,7 @@ class DownsampleLayer(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.conv = nn.Conv2d(channels, 2 * channels, kernel_size=3, stride=2, padding=1,
-                              bias=False)
+        self.conv = nn.Conv2d(channels, 2 * channels, kernel_size=3, stride=2, padding=1, bias=False)
         self.norm = _layer_norm(2 * channels, "channels_first", "channels_last")
 
     def forward(self, x: Tensor) -> Tensor:
@@ -122,9 +119,16 @@ class GrootVLayer(nn.Module):
         scan_order: ``"tree"`` or ``"raster"`` (see :class:`TreeSSM`).
     """
 
-    def __init__(self, channels: int, mlp_ratio: float = 4.0, drop: float = 0.0,
-                 drop_path: float = 0.0, layer_scale: float | None = None,
-                 post_norm: bool = False, scan_order: str = "tree"):
+    def __init__(
+        self,
+        channels: int,
+        mlp_ratio: float = 4.0,
+        drop: float = 0.0,
+        drop_path: float = 0.0,
+        layer_scale: float | None = None,
+        post_norm: bool = False,
+        scan_order: str = "tree",
+    ):
         super().__init__()
         self.post_norm = post_norm
         self.norm1 = _layer_norm(channels, "channels_last", "channels_last")
@@ -137,8 +141,7 @@ class GrootVLayer(nn.Module):
             self.gamma1 = nn.Parameter(layer_scale * torch.ones(channels))
             self.gamma2 = nn.Parameter(layer_scale * torch.ones(channels))
 
-    def forward(self, x: Tensor, tree: SpanningTree | None = None
-                ) -> tuple[Tensor, SpanningTree]:
+    def forward(self, x: Tensor, tree: SpanningTree | None = None) -> tuple[Tensor, SpanningTree]:
         """``(B, H, W, C) -> ((B, H, W, C), tree used by the mixer)``."""
         if self.post_norm:
             mixed, tree = self.TreeSSM(x, tree, return_tree=True)
@@ -167,15 +170,28 @@ class GrootVBlock(nn.Module):
         mlp_ratio, drop, layer_scale, post_norm, scan_order: as :class:`GrootVLayer`.
     """
 
-    def __init__(self, channels: int, depth: int, downsample: bool, drop_path: Sequence[float],
-                 mlp_ratio: float = 4.0, drop: float = 0.0, layer_scale: float | None = None,
-                 post_norm: bool = False, tree_per_stage: bool = False, scan_order: str = "tree"):
+    def __init__(
+        self,
+        channels: int,
+        depth: int,
+        downsample: bool,
+        drop_path: Sequence[float],
+        mlp_ratio: float = 4.0,
+        drop: float = 0.0,
+        layer_scale: float | None = None,
+        post_norm: bool = False,
+        tree_per_stage: bool = False,
+        scan_order: str = "tree",
+    ):
         super().__init__()
         self.tree_per_stage = tree_per_stage
         self.grad_checkpointing = False
-        self.blocks = nn.ModuleList([
-            GrootVLayer(channels, mlp_ratio, drop, drop_path[i], layer_scale, post_norm, scan_order)
-            for i in range(depth)])
+        self.blocks = nn.ModuleList(
+            [
+                GrootVLayer(channels, mlp_ratio, drop, drop_path[i], layer_scale, post_norm, scan_order)
+                for i in range(depth)
+            ]
+        )
         self.norm = _layer_norm(channels, "channels_last", "channels_last")
         self.downsample = DownsampleLayer(channels) if downsample else None
 
@@ -197,9 +213,13 @@ class GrootVBlock(nn.Module):
         return x, out
 
 
-class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
-             repo_url="https://github.com/EasonXiao-888/GrootVL",
-             tags=["image-classification", "grootvl"]):
+class GrootV(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="grootvl",
+    repo_url="https://github.com/EasonXiao-888/GrootVL",
+    tags=["image-classification", "grootvl"],
+):
     """GrootV backbone and ImageNet classifier (reference 3.1-3.3).
 
     Args:
@@ -222,31 +242,30 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
     """
 
     def __init__(
-            self,
-            channels: int = 80,
-            depths: Sequence[int] = (2, 2, 9, 2),
-            num_classes: int = 1000,
-            in_chans: int = 3,
-            mlp_ratio: float = 4.0,
-            drop_rate: float = 0.0,
-            drop_path_rate: float = 0.1,
-            cls_scale: float = 1.5,
-            layer_scale: float | None = None,
-            post_norm: bool = False,
-            tree_per_stage: bool = False,
-            scan_order: str = "tree",
+        self,
+        channels: int = 80,
+        depths: Sequence[int] = (2, 2, 9, 2),
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        mlp_ratio: float = 4.0,
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.1,
+        cls_scale: float = 1.5,
+        layer_scale: float | None = None,
+        post_norm: bool = False,
+        tree_per_stage: bool = False,
+        scan_order: str = "tree",
     ):
         super().__init__()
         depths = [int(d) for d in depths]
         if int(channels) < 2 or int(channels) % 2:
-            raise ValueError(f"GrootV: channels must be an even integer >= 2 (the stem halves it), "
-                             f"got {channels}")
+            raise ValueError(f"GrootV: channels must be an even integer >= 2 (the stem halves it), got {channels}")
         if not depths or any(d < 1 for d in depths):
-            raise ValueError(f"GrootV: depths must be a non-empty list of positive ints, got "
-                             f"{depths}")
+            raise ValueError(f"GrootV: depths must be a non-empty list of positive ints, got {depths}")
         if int(num_classes) < 0 or int(in_chans) < 1:
-            raise ValueError(f"GrootV: need num_classes >= 0 and in_chans >= 1, got "
-                             f"num_classes={num_classes}, in_chans={in_chans}")
+            raise ValueError(
+                f"GrootV: need num_classes >= 0 and in_chans >= 1, got num_classes={num_classes}, in_chans={in_chans}"
+            )
         self.num_classes = int(num_classes)
         self.in_chans = int(in_chans)
         self.depths = depths
@@ -264,14 +283,22 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
         self.levels = nn.ModuleList()
         self.feature_info = []
         for i, depth in enumerate(depths):
-            width = self.channels * 2 ** i
-            self.levels.append(GrootVBlock(
-                width, depth, downsample=i < self.num_levels - 1,
-                drop_path=dpr[sum(depths[:i]):sum(depths[:i + 1])], mlp_ratio=mlp_ratio,
-                drop=drop_rate, layer_scale=layer_scale, post_norm=post_norm,
-                tree_per_stage=self.tree_per_stage, scan_order=scan_order))
-            self.feature_info.append(dict(num_chs=width, reduction=4 * 2 ** i,
-                                          module=f"levels.{i}"))
+            width = self.channels * 2**i
+            self.levels.append(
+                GrootVBlock(
+                    width,
+                    depth,
+                    downsample=i < self.num_levels - 1,
+                    drop_path=dpr[sum(depths[:i]) : sum(depths[: i + 1])],
+                    mlp_ratio=mlp_ratio,
+                    drop=drop_rate,
+                    layer_scale=layer_scale,
+                    post_norm=post_norm,
+                    tree_per_stage=self.tree_per_stage,
+                    scan_order=scan_order,
+                )
+            )
+            self.feature_info.append(dict(num_chs=width, reduction=4 * 2**i, module=f"levels.{i}"))
 
         self.conv_head = nn.Sequential(
             nn.Conv2d(self.num_features, self.head_hidden_size, kernel_size=1, bias=False),
@@ -279,8 +306,7 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
             nn.GELU(),
         )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.head = (nn.Linear(self.head_hidden_size, self.num_classes) if self.num_classes > 0
-                     else nn.Identity())
+        self.head = nn.Linear(self.head_hidden_size, self.num_classes) if self.num_classes > 0 else nn.Identity()
         self.apply(_init_weights)
 
     # -- timm interface --------------------------------------------------------------------------
@@ -295,7 +321,9 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
     def group_matcher(self, coarse: bool = False) -> dict:
         return dict(
             stem=r"^patch_embed",
-            blocks=r"^levels\.(\d+)" if coarse else [
+            blocks=r"^levels\.(\d+)"
+            if coarse
+            else [
                 (r"^levels\.(\d+)\.blocks\.(\d+)", None),
                 (r"^levels\.(\d+)\.norm", (99999,)),
                 (r"^levels\.(\d+)\.downsample", (99999,)),
@@ -315,11 +343,9 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replace the final Linear by a fresh one with ``num_classes`` outputs (0: Identity)."""
         if global_pool not in (None, "avg"):
-            raise ValueError(f"GrootV.reset_classifier: only global_pool='avg' is supported, got "
-                             f"{global_pool!r}")
+            raise ValueError(f"GrootV.reset_classifier: only global_pool='avg' is supported, got {global_pool!r}")
         self.num_classes = int(num_classes)
-        self.head = (nn.Linear(self.head_hidden_size, self.num_classes) if self.num_classes > 0
-                     else nn.Identity())
+        self.head = nn.Linear(self.head_hidden_size, self.num_classes) if self.num_classes > 0 else nn.Identity()
         if isinstance(self.head, nn.Linear):
             _init_weights(self.head)
 
@@ -329,13 +355,13 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
             raise ValueError(f"GrootV: expected images (B, {self.in_chans}, H, W), got {shape}")
 
     def forward_intermediates(
-            self,
-            x: Tensor,
-            indices: int | Sequence[int] | None = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = "NCHW",
-            intermediates_only: bool = False,
+        self,
+        x: Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
     ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
         """Stage outputs for dense heads (each after its stage LayerNorm, before downsampling).
 
@@ -352,29 +378,28 @@ class GrootV(nn.Module, PyTorchModelHubMixin, library_name="grootvl",
             ``forward_features`` output (channels-last) unless ``intermediates_only``.
         """
         if output_fmt not in ("NCHW", "NHWC"):
-            raise ValueError(f"GrootV.forward_intermediates: output_fmt must be 'NCHW' or 'NHWC', "
-                             f"got {output_fmt!r}")
+            raise ValueError(f"GrootV.forward_intermediates: output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
         self._check_input(x)
         take_indices, max_index = feature_take_indices(len(self.levels), indices)
         x = self.pos_drop(self.patch_embed(x))
-        levels = self.levels[:max_index + 1] if stop_early else self.levels
+        levels = self.levels[: max_index + 1] if stop_early else self.levels
         intermediates = []
         for i, level in enumerate(levels):
             x, out = level(x)
             if i in take_indices:
-                intermediates.append(out.permute(0, 3, 1, 2).contiguous()
-                                     if output_fmt == "NCHW" else out)
+                intermediates.append(out.permute(0, 3, 1, 2).contiguous() if output_fmt == "NCHW" else out)
         if intermediates_only:
             return intermediates
         return out, intermediates
 
-    def prune_intermediate_layers(self, indices: int | Sequence[int] = 1, prune_norm: bool = False,
-                                  prune_head: bool = True) -> list[int]:
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
         """Drop the stages after the last requested one (and the head); returns the indices."""
         take_indices, max_index = feature_take_indices(len(self.levels), indices)
-        self.levels = self.levels[:max_index + 1]
+        self.levels = self.levels[: max_index + 1]
         self.levels[-1].downsample = None
-        self.feature_info = self.feature_info[:max_index + 1]
+        self.feature_info = self.feature_info[: max_index + 1]
         if prune_head:
             self.num_features = self.feature_info[-1]["num_chs"]
             self.conv_head = nn.Identity()
@@ -418,8 +443,8 @@ def _init_weights(m: nn.Module) -> None:
 # Checkpoints
 # ------------------------------------------------------------------------------------------------
 
-def checkpoint_filter_fn(state_dict: Mapping, model: nn.Module | None = None,
-                         use_ema: bool = False) -> Mapping:
+
+def checkpoint_filter_fn(state_dict: Mapping, model: nn.Module | None = None, use_ema: bool = False) -> Mapping:
     """Turn an official GrootV checkpoint (reference 3.5) into this model's ``state_dict``.
 
     Pure dict -> dict, no I/O. Unwraps the training containers (``model``, ``state_dict``,
@@ -437,8 +462,7 @@ def checkpoint_filter_fn(state_dict: Mapping, model: nn.Module | None = None,
         A mapping of parameter/buffer names to tensors.
     """
     if not isinstance(state_dict, Mapping):
-        raise TypeError(f"checkpoint_filter_fn: expected a state dict (a mapping), got "
-                        f"{type(state_dict).__name__}")
+        raise TypeError(f"checkpoint_filter_fn: expected a state dict (a mapping), got {type(state_dict).__name__}")
     return unwrap_state_dict(state_dict, use_ema=use_ema)
 
 
@@ -449,45 +473,69 @@ def checkpoint_filter_fn(state_dict: Mapping, model: nn.Module | None = None,
 
 def _create_grootv(variant: str, pretrained: bool = False, **kwargs) -> GrootV:
     if pretrained:
-        cfg = resolve_pretrained_cfg(variant, pretrained_cfg=kwargs.get("pretrained_cfg"),
-                                     pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"))
+        cfg = resolve_pretrained_cfg(
+            variant,
+            pretrained_cfg=kwargs.get("pretrained_cfg"),
+            pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"),
+        )
         if not any(getattr(cfg, key, None) for key in ("url", "hf_hub_id", "file", "state_dict")):
             raise ValueError(
                 f"{variant}: no downloadable weights are registered with timm (the official ones "
                 "are Google-Drive files). Use grootvl_core.zoo to fetch and convert them, or pass "
-                "pretrained_cfg_overlay=dict(file='path/to/checkpoint') to timm.create_model.")
+                "pretrained_cfg_overlay=dict(file='path/to/checkpoint') to timm.create_model."
+            )
     return build_model_with_cfg(
-        GrootV, variant, pretrained,
+        GrootV,
+        variant,
+        pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         # NOTE: stage outputs are taken before each stage's downsample, which lives inside the
         # stage module (published layout), so features_only uses forward_intermediates ("getter").
         feature_cfg=dict(out_indices=(0, 1, 2, 3), flatten_sequential=True, feature_cls="getter"),
-        **kwargs)
+        **kwargs,
+    )
 
 
 def _cfg(**kwargs) -> dict:
     # Preprocessing of the official evaluation (reference 3.6): resize the shorter side to 224
     # (crop_pct 1.0), bicubic, center crop, ImageNet mean/std.
     return {
-        "url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
-        "crop_pct": 1.0, "crop_mode": "center", "interpolation": "bicubic",
-        "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "patch_embed.conv1", "classifier": "head",
-        "paper_ids": "arXiv:2406.02395", "paper_name": "GrootVL: Tree Topology is All You Need in "
-        "State Space Model", "origin_url": "https://github.com/EasonXiao-888/GrootVL",
+        "url": "",
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "pool_size": (7, 7),
+        "crop_pct": 1.0,
+        "crop_mode": "center",
+        "interpolation": "bicubic",
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "patch_embed.conv1",
+        "classifier": "head",
+        "paper_ids": "arXiv:2406.02395",
+        "paper_name": "GrootVL: Tree Topology is All You Need in State Space Model",
+        "origin_url": "https://github.com/EasonXiao-888/GrootVL",
         **kwargs,
     }
 
 
-default_cfgs = generate_default_cfgs({
-    "grootv_tiny.in1k": _cfg(),
-    "grootv_small.in1k": _cfg(),
-    "grootv_base.in1k": _cfg(),
-    "test_grootv.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
-    # the project's own Fashion-MNIST model (weights bundled in checkpoints/, not on the Hub)
-    "grootv_nano.fmnist": _cfg(num_classes=10, input_size=(1, 28, 28), pool_size=(1, 1), crop_pct=1.0,
-                               interpolation="bilinear", mean=FASHION_MNIST_MEAN, std=FASHION_MNIST_STD),
-})
+default_cfgs = generate_default_cfgs(
+    {
+        "grootv_tiny.in1k": _cfg(),
+        "grootv_small.in1k": _cfg(),
+        "grootv_base.in1k": _cfg(),
+        "test_grootv.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
+        # the project's own Fashion-MNIST model (weights bundled in checkpoints/, not on the Hub)
+        "grootv_nano.fmnist": _cfg(
+            num_classes=10,
+            input_size=(1, 28, 28),
+            pool_size=(1, 1),
+            crop_pct=1.0,
+            interpolation="bilinear",
+            mean=FASHION_MNIST_MEAN,
+            std=FASHION_MNIST_STD,
+        ),
+    }
+)
 
 
 @register_model

@@ -118,7 +118,7 @@ def mean_path_products_to_root(tree: TreeOrder, weight: Tensor, chunk_channels: 
         root = int(order[i, 0])
         jumps = [anc[i].cpu().numpy() for anc in ancestors]
         for start in range(0, c, chunk_channels):
-            prod = np.ascontiguousarray(w[i, start:start + chunk_channels].T, dtype=np.float64)  # (V, chunk)
+            prod = np.ascontiguousarray(w[i, start : start + chunk_channels].T, dtype=np.float64)  # (V, chunk)
             prod[root] = 1.0  # the root's own value is ignored
             for anc in jumps:
                 prod *= prod[anc]
@@ -154,9 +154,18 @@ def capture_token_trees(model: nn.Module) -> Iterator[list[TokenTreeRecord]]:
             o = order[i].numpy()
             parent[o[1:]] = o[parent_pos[i, 1:].numpy()]
             is_chain = bool(np.array_equal(parent[:-1], np.arange(1, length)))
-            records.append(TokenTreeRecord(
-                layer=mixer.layer_idx, sample=i, length=length, context_length=int(context_lengths[i]),
-                is_chain=is_chain, parent=parent, reach=reach[i], reach_chain=reach_chain[i]))
+            records.append(
+                TokenTreeRecord(
+                    layer=mixer.layer_idx,
+                    sample=i,
+                    length=length,
+                    context_length=int(context_lengths[i]),
+                    is_chain=is_chain,
+                    parent=parent,
+                    reach=reach[i],
+                    reach_chain=reach_chain[i],
+                )
+            )
 
     previous = [m._capture for m in mixers]
     for m in mixers:

@@ -98,10 +98,20 @@ def capture_trees(model: nn.Module, channels: str = "mean") -> Iterator[list[Tre
         edges = tree.edges.detach().to("cpu", torch.int64)
         order = TreeOrder(*(t.detach().cpu() for t in tree.order))
         for i in range(abar.shape[0]):
-            records.append(TreeRecord(
-                stage=stage, block=block, image=i, height=tree.height, width=tree.width,
-                tree_edges=edges[i], tree=TreeOrder(*(t[i] for t in order)), weights=w[i],
-                channels=channels, module_name=name))
+            records.append(
+                TreeRecord(
+                    stage=stage,
+                    block=block,
+                    image=i,
+                    height=tree.height,
+                    width=tree.width,
+                    tree_edges=edges[i],
+                    tree=TreeOrder(*(t[i] for t in order)),
+                    weights=w[i],
+                    channels=channels,
+                    module_name=name,
+                )
+            )
 
     previous = [m._capture for _, m in modules]
     for _, m in modules:
@@ -137,8 +147,10 @@ def affinity_from(record: TreeRecord, pixel_index: int) -> np.ndarray:
     v = record.height * record.width
     p = int(pixel_index)
     if not 0 <= p < v:
-        raise ValueError(f"affinity_from: pixel_index must lie in [0, {v}) for a "
-                         f"{record.height}x{record.width} grid, got {pixel_index}")
+        raise ValueError(
+            f"affinity_from: pixel_index must lie in [0, {v}) for a "
+            f"{record.height}x{record.width} grid, got {pixel_index}"
+        )
     order = record.tree.order.numpy()
     parent_pos = record.tree.parent.numpy()
     parent = np.full(v, -1, dtype=np.int64)  # parent VERTEX of each vertex; -1 for the root

@@ -21,7 +21,8 @@ Original code: EasonXiao-888/GrootVL (``GrootV/classification/models/tree_scanni
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -103,29 +104,31 @@ class TreeSSM(nn.Module):
     """
 
     def __init__(
-            self,
-            d_model: int,
-            d_state: int = 1,
-            ssm_ratio: float = 2.0,
-            dt_rank: int | str = "auto",
-            d_conv: int = 3,
-            conv_bias: bool = False,
-            bias: bool = False,
-            dropout: float = 0.0,
-            dt_min: float = 0.001,
-            dt_max: float = 0.1,
-            dt_init: str = "random",
-            dt_scale: float = 1.0,
-            dt_init_floor: float = 1e-4,
-            h_norm: bool = True,
-            scan_order: str = "tree",
+        self,
+        d_model: int,
+        d_state: int = 1,
+        ssm_ratio: float = 2.0,
+        dt_rank: int | str = "auto",
+        d_conv: int = 3,
+        conv_bias: bool = False,
+        bias: bool = False,
+        dropout: float = 0.0,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init: str = "random",
+        dt_scale: float = 1.0,
+        dt_init_floor: float = 1e-4,
+        h_norm: bool = True,
+        scan_order: str = "tree",
     ):
         super().__init__()
         if scan_order not in ("tree", "raster"):
             raise ValueError(f"TreeSSM: scan_order must be 'tree' or 'raster', got {scan_order!r}")
         if int(d_state) != 1:
-            raise ValueError(f"TreeSSM: d_state must be 1 (the tree scan carries one state per "
-                             f"channel, reference 2.3), got {d_state}")
+            raise ValueError(
+                f"TreeSSM: d_state must be 1 (the tree scan carries one state per "
+                f"channel, reference 2.3), got {d_state}"
+            )
         if int(d_conv) < 1 or int(d_conv) % 2 == 0:
             raise ValueError(f"TreeSSM: d_conv must be a positive odd kernel size, got {d_conv}")
         if dt_init not in ("random", "constant"):
@@ -133,8 +136,9 @@ class TreeSSM(nn.Module):
         d_inner = int(ssm_ratio * d_model)
         rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
         if d_inner < 1 or rank < 1:
-            raise ValueError(f"TreeSSM: need ssm_ratio * d_model >= 1 and dt_rank >= 1, got "
-                             f"d_inner={d_inner}, dt_rank={rank}")
+            raise ValueError(
+                f"TreeSSM: need ssm_ratio * d_model >= 1 and dt_rank >= 1, got d_inner={d_inner}, dt_rank={rank}"
+            )
         self.d_model, self.d_inner, self.d_state, self.dt_rank = d_model, d_inner, 1, rank
         self.scan_order = scan_order
 
@@ -145,7 +149,7 @@ class TreeSSM(nn.Module):
         nn.init.kaiming_uniform_(x_proj, a=math.sqrt(5))
         self.x_proj_weight = nn.Parameter(x_proj.unsqueeze(0))  # (1, R+2, D)
 
-        dt_std = rank ** -0.5 * dt_scale
+        dt_std = rank**-0.5 * dt_scale
         dt_w = torch.empty(d_inner, rank)
         if dt_init == "random":
             nn.init.uniform_(dt_w, -dt_std, dt_std)
@@ -153,8 +157,9 @@ class TreeSSM(nn.Module):
             nn.init.constant_(dt_w, dt_std)
         self.dt_projs_weight = nn.Parameter(dt_w.unsqueeze(0))  # (1, D, R)
 
-        dt = torch.exp(torch.rand(d_inner) * (math.log(dt_max) - math.log(dt_min))
-                       + math.log(dt_min)).clamp(min=dt_init_floor)
+        dt = torch.exp(torch.rand(d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(
+            min=dt_init_floor
+        )
         inv_softplus_dt = dt + torch.log(-torch.expm1(-dt))
         self.dt_projs_bias = nn.Parameter(inv_softplus_dt.unsqueeze(0))  # (1, D)
 
@@ -168,8 +173,9 @@ class TreeSSM(nn.Module):
         self.h_norm = nn.LayerNorm(d_inner, eps=1e-5) if h_norm else None
         self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=bias)
         self.act = nn.SiLU()
-        self.conv2d = nn.Conv2d(d_inner, d_inner, kernel_size=d_conv, padding=(d_conv - 1) // 2,
-                                groups=d_inner, bias=conv_bias)
+        self.conv2d = nn.Conv2d(
+            d_inner, d_inner, kernel_size=d_conv, padding=(d_conv - 1) // 2, groups=d_inner, bias=conv_bias
+        )
         self.out_proj = nn.Linear(d_inner, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
@@ -189,8 +195,7 @@ class TreeSSM(nn.Module):
             ``(B, H, W, C)``, or ``(output, tree)`` when ``return_tree``.
         """
         if x.dim() != 4 or x.shape[-1] != self.d_model:
-            raise ValueError(f"TreeSSM: x must be (B, H, W, {self.d_model}) channels-last, got "
-                             f"{tuple(x.shape)}")
+            raise ValueError(f"TreeSSM: x must be (B, H, W, {self.d_model}) channels-last, got {tuple(x.shape)}")
         b, h, w, _ = x.shape
         # fmt: off
         if x.device.type == "cpu":
@@ -213,13 +218,14 @@ class TreeSSM(nn.Module):
         else:
             u = self.act(self.conv2d(xs.permute(0, 3, 1, 2)))        # 4. (B, D, H, W)
         # fmt: on
-        if tree is not None and (tree.height != h or tree.width != w
-                                 or tree.order.order.shape[0] != b):
-            raise ValueError(f"TreeSSM: the shared tree is for a batch of "
-                             f"{tree.order.order.shape[0]} on a {tree.height}x{tree.width} grid, "
-                             f"but the input is a batch of {b} on {h}x{w}")
-        y, tree = self._scan(u, tree, z.reshape(b, h * w, -1))       # 13-16. (B, L, D)
-        out = self.dropout(self.out_proj(y.view(b, h, w, -1)))       # 16.
+        if tree is not None and (tree.height != h or tree.width != w or tree.order.order.shape[0] != b):
+            raise ValueError(
+                f"TreeSSM: the shared tree is for a batch of "
+                f"{tree.order.order.shape[0]} on a {tree.height}x{tree.width} grid, "
+                f"but the input is a batch of {b} on {h}x{w}"
+            )
+        y, tree = self._scan(u, tree, z.reshape(b, h * w, -1))  # 13-16. (B, L, D)
+        out = self.dropout(self.out_proj(y.view(b, h, w, -1)))  # 16.
         return (out, tree) if return_tree else out
 
     def _scan(self, u: Tensor, tree: SpanningTree | None, z: Tensor) -> tuple[Tensor, SpanningTree]:
@@ -257,11 +263,11 @@ class TreeSSM(nn.Module):
         else:
             mode = "full"
             if tree is None:
-                tree = build_grid_tree(u.float())                              # 10.
+                tree = build_grid_tree(u.float())  # 10.
         if self._capture is not None:
             self._capture(self, tree, abar.detach())
-        hs = ops.tree_scan(xin, abar, tree.order, mode)                        # 11-12. (B, D, L)
-        hs = hs.transpose(1, 2)                                                # (B, L, D)
+        hs = ops.tree_scan(xin, abar, tree.order, mode)  # 11-12. (B, D, L)
+        hs = hs.transpose(1, 2)  # (B, L, D)
         # 13. h_norm, 14. * C + u * D, 15. out_norm, cast back, 16. gate: one fused CPU pass
         # for inference (ops.ssm_output), PyTorch's ops otherwise
         if isinstance(self.act, nn.SiLU):
@@ -269,5 +275,7 @@ class TreeSSM(nn.Module):
         return ops.ssm_output(hs, u32, cs, self.Ds, self.h_norm, self.out_norm, self.act(z)), tree
 
     def extra_repr(self) -> str:
-        return (f"d_model={self.d_model}, d_inner={self.d_inner}, d_state={self.d_state}, "
-                f"dt_rank={self.dt_rank}, scan_order={self.scan_order!r}")
+        return (
+            f"d_model={self.d_model}, d_inner={self.d_inner}, d_state={self.d_state}, "
+            f"dt_rank={self.dt_rank}, scan_order={self.scan_order!r}"
+        )

@@ -18,9 +18,9 @@ from .chain import chain_tree
 from .depthwise_conv import depthwise_conv_silu
 from .graph import cosine_edge_weights, grid_edges, num_grid_edges
 from .grid_tree import grid_spanning_tree, grid_spanning_tree_ref
+from .spanning_tree import TreeOrder, bfs, bfs_ref, minimum_spanning_tree, minimum_spanning_tree_ref
 from .ssm_discretize import ssm_discretize
 from .ssm_output import ssm_output
-from .spanning_tree import TreeOrder, bfs, bfs_ref, minimum_spanning_tree, minimum_spanning_tree_ref
 from .tree_scan import tree_scan, tree_scan_ref
 
 __all__ = [

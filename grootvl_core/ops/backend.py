@@ -28,8 +28,16 @@ import torch
 
 from . import reference
 
-__all__ = ["backend", "eager_native", "fused_cpu", "fused_cpu_eligible", "implementation", "load_gpu_backend",
-           "native_error", "triton_interpreted"]
+__all__ = [
+    "backend",
+    "eager_native",
+    "fused_cpu",
+    "fused_cpu_eligible",
+    "implementation",
+    "load_gpu_backend",
+    "native_error",
+    "triton_interpreted",
+]
 
 _MODES = ("auto", "native", "reference", "cuda", "triton")
 _GPU_CHAIN = {"auto": ("cuda", "triton"), "native": ("cuda",), "cuda": ("cuda",), "triton": ("triton",)}
@@ -128,8 +136,10 @@ def load_gpu_backend(name: str, device: torch.device) -> tuple[ModuleType | None
             return None, f"build failed ({_errors['cuda']})"
         return mod, ""
     if device.type == "cpu" and not triton_interpreted():
-        return None, ("Triton kernels take GPU tensors; set TRITON_INTERPRET=1 before Python starts "
-                      "to run them on the CPU in Triton's interpreter")
+        return None, (
+            "Triton kernels take GPU tensors; set TRITON_INTERPRET=1 before Python starts "
+            "to run them on the CPU in Triton's interpreter"
+        )
     mod = _load_triton()
     if mod is None:
         return None, f"cannot import Triton ({_errors['triton']})"
@@ -158,15 +168,19 @@ def _gpu_backend(mode: str, device: torch.device) -> ModuleType:
             ok, why = _passes(name, mod, device)
             if ok:
                 if skipped:
-                    _warn_once(label, f"grootvl: {_skips(skipped)} on {label}; the {name} backend serves it "
-                                      "instead.")
+                    _warn_once(label, f"grootvl: {_skips(skipped)} on {label}; the {name} backend serves it instead.")
                 return mod
         if mode != "auto":
-            raise RuntimeError(f"GROOTVL_OPS={mode} but the {name} tree-scan backend cannot serve {label}: "
-                               f"{why}. Unset GROOTVL_OPS to fall back, or fix the cause.")
+            raise RuntimeError(
+                f"GROOTVL_OPS={mode} but the {name} tree-scan backend cannot serve {label}: "
+                f"{why}. Unset GROOTVL_OPS to fall back, or fix the cause."
+            )
         skipped.append((name, why))
-    _warn_once(label, f"grootvl: {_skips(skipped)} on {label}; using the slow pure-PyTorch reference "
-                      "instead. Run `python -m grootvl_core.ops.selfcheck` for details.")
+    _warn_once(
+        label,
+        f"grootvl: {_skips(skipped)} on {label}; using the slow pure-PyTorch reference "
+        "instead. Run `python -m grootvl_core.ops.selfcheck` for details.",
+    )
     return reference
 
 
@@ -192,14 +206,21 @@ def _cpu_backend(mode: str) -> ModuleType:
     if mod is not None:
         return mod
     err = _errors["cpu"]
-    fix = ("reinstall grootvl so that its C++ sources are present" if "cpu" in _missing_sources
-           else "install a C++ compiler and ninja (pip install ninja)")
+    fix = (
+        "reinstall grootvl so that its C++ sources are present"
+        if "cpu" in _missing_sources
+        else "install a C++ compiler and ninja (pip install ninja)"
+    )
     if mode in ("native", "cuda"):
-        raise RuntimeError(f"GROOTVL_OPS={mode} but the native cpu build failed: {err}. To fix: {fix}, "
-                           "or unset GROOTVL_OPS.")
-    _warn_once("cpu", f"grootvl: native cpu tree-scan build failed ({err}); using the slow pure-PyTorch "
-                      f"reference instead. To fix: {fix}; run `python -m grootvl_core.ops.build --verbose` "
-                      "to see the full build log.")
+        raise RuntimeError(
+            f"GROOTVL_OPS={mode} but the native cpu build failed: {err}. To fix: {fix}, or unset GROOTVL_OPS."
+        )
+    _warn_once(
+        "cpu",
+        f"grootvl: native cpu tree-scan build failed ({err}); using the slow pure-PyTorch "
+        f"reference instead. To fix: {fix}; run `python -m grootvl_core.ops.build --verbose` "
+        "to see the full build log.",
+    )
     return reference
 
 
@@ -257,8 +278,11 @@ def _unobserved() -> bool:
     ``TorchDispatchMode`` or ``__torch_function__`` mode active, no profiler running."""
     if torch.compiler.is_compiling():  # first: dynamo folds it to True and traces nothing below
         return False
-    return not (torch._C._len_torch_dispatch_stack() or torch._C._is_torch_function_mode_enabled()
-                or torch._C._autograd._profiler_enabled())
+    return not (
+        torch._C._len_torch_dispatch_stack()
+        or torch._C._is_torch_function_mode_enabled()
+        or torch._C._autograd._profiler_enabled()
+    )
 
 
 def fused_cpu_eligible(*tensors: torch.Tensor, dtype: torch.dtype = torch.float32) -> ModuleType | None:
@@ -277,8 +301,12 @@ def fused_cpu_eligible(*tensors: torch.Tensor, dtype: torch.dtype = torch.float3
     for t in tensors:
         # NOTE: nn.Parameter is allowed (module weights reach the kernels as parameters); it
         # disables __torch_function__, so a parameter is a plain tensor to the dispatcher.
-        if (type(t) not in (torch.Tensor, torch.nn.Parameter) or t.device.type != "cpu" or t.dtype != dtype
-                or (grad and t.requires_grad)):
+        if (
+            type(t) not in (torch.Tensor, torch.nn.Parameter)
+            or t.device.type != "cpu"
+            or t.dtype != dtype
+            or (grad and t.requires_grad)
+        ):
             return None
     return fused_cpu(*tensors)
 

@@ -57,7 +57,7 @@ KEEP_BUILDS = 4  # build folders kept per variant (the most recently used)
 _EXPECTED = {
     "grootvl_native": "about 3 minutes on 2 idle cores, 1 on 8; longer on a busy machine",
     "grootvl_native_cuda": "about 3 minutes for the C++ part plus 2-3 per CUDA architecture on 2 idle cores; "
-                           "less with more cores (MAX_JOBS)",
+    "less with more cores (MAX_JOBS)",
 }
 
 
@@ -166,12 +166,22 @@ def _options(cuda: bool) -> dict:
     # -fno-trapping-math: without it GCC keeps every loop with a floating-point `?:` scalar (a
     # compare might raise an FP exception flag, which nothing here reads); the fused elementwise
     # kernels rely on those loops vectorising (csrc/cpu/vec_math.h)
-    opts = {"name": "grootvl_native", "cflags": ["-O3", "-fno-trapping-math"] + omp_c, "ldflags": omp_l,
-            "cuda_cflags": [], "extra_includes": [], "arch": ""}
+    opts = {
+        "name": "grootvl_native",
+        "cflags": ["-O3", "-fno-trapping-math"] + omp_c,
+        "ldflags": omp_l,
+        "cuda_cflags": [],
+        "extra_includes": [],
+        "arch": "",
+    }
     if cuda:
-        opts.update(name="grootvl_native_cuda", cflags=opts["cflags"] + ["-DGROOTVL_WITH_CUDA"],
-                    cuda_cflags=["-O3", "-DGROOTVL_WITH_CUDA", "-lineinfo"],
-                    extra_includes=_pip_cuda_includes(), arch=cuda_arch_list())
+        opts.update(
+            name="grootvl_native_cuda",
+            cflags=opts["cflags"] + ["-DGROOTVL_WITH_CUDA"],
+            cuda_cflags=["-O3", "-DGROOTVL_WITH_CUDA", "-lineinfo"],
+            extra_includes=_pip_cuda_includes(),
+            arch=cuda_arch_list(),
+        )
     return opts
 
 
@@ -183,8 +193,7 @@ def build_key(cuda: bool = False) -> str:
     src = csrc_dir()
     h = hashlib.sha256()
     opts = _options(cuda)
-    h.update(repr((sorted(opts.items()), torch.__version__, sys.implementation.cache_tag,
-                   sys.platform)).encode())
+    h.update(repr((sorted(opts.items()), torch.__version__, sys.implementation.cache_tag, sys.platform)).encode())
     for rel in _source_files(src, cuda):
         h.update(rel.as_posix().encode() + b"\0")
         h.update((src / rel).read_bytes() + b"\0")
@@ -217,14 +226,18 @@ def _stage_sources(src: Path, dest: Path, cuda: bool) -> Path:
 
 def _prune(root: Path, name: str, keep: Path) -> None:
     """Remove the variant's least recently used build folders beyond :data:`KEEP_BUILDS`."""
+
     def last_used(p: Path) -> float:
         stamp = p / "last_used"
         return stamp.stat().st_mtime if stamp.exists() else p.stat().st_mtime
 
-    others = [p for p in root.glob(f"{name}_*") if p.is_dir() and p != keep
-              and len(p.name) == len(name) + 17 and p.name[len(name) + 1:].isalnum()]
+    others = [
+        p
+        for p in root.glob(f"{name}_*")
+        if p.is_dir() and p != keep and len(p.name) == len(name) + 17 and p.name[len(name) + 1 :].isalnum()
+    ]
     others.sort(key=last_used, reverse=True)
-    for old in others[KEEP_BUILDS - 1:]:
+    for old in others[KEEP_BUILDS - 1 :]:
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -260,15 +273,18 @@ def build_native(cuda: bool = False, verbose: bool = False):
     src = csrc_dir()
     home = cuda_toolkit_home()
     if cuda and home is None:
-        raise RuntimeError("grootvl native CUDA build: nvcc not found; install the CUDA toolkit "
-                           "(its major version must match torch.version.cuda) or set CUDA_HOME")
+        raise RuntimeError(
+            "grootvl native CUDA build: nvcc not found; install the CUDA toolkit "
+            "(its major version must match torch.version.cuda) or set CUDA_HOME"
+        )
     cpp_extension = _cpp_extension()
     opts = _options(cuda)
     name = opts["name"]
     dest = build_dir(cuda)
     staged = _stage_sources(src, dest, cuda)
-    sources = [str(staged / "bindings.cpp")] + sorted(str(staged / p) for p in _source_files(staged, cuda)
-                                                        if p.suffix == ".cpp" and p.parts[0] == "cpu")
+    sources = [str(staged / "bindings.cpp")] + sorted(
+        str(staged / p) for p in _source_files(staged, cuda) if p.suffix == ".cpp" and p.parts[0] == "cpu"
+    )
     kwargs = {}
     if cuda:
         os.environ["CUDA_HOME"] = home
@@ -278,8 +294,12 @@ def build_native(cuda: bool = False, verbose: bool = False):
     fresh = not (dest / f"{name}.so").exists()
     if fresh:
         what = f"CUDA ({opts['arch']})" if cuda else "CPU"
-        print(f"grootvl: compiling the native {what} tree-scan op, once for these sources "
-              f"({_EXPECTED[name]}); cached in {dest}", file=sys.stderr, flush=True)
+        print(
+            f"grootvl: compiling the native {what} tree-scan op, once for these sources "
+            f"({_EXPECTED[name]}); cached in {dest}",
+            file=sys.stderr,
+            flush=True,
+        )
     start = time.perf_counter()
     saved_arch = os.environ.get("TORCH_CUDA_ARCH_LIST")
     if cuda:

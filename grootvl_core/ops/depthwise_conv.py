@@ -25,13 +25,22 @@ def depthwise_conv_silu(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tenso
         ``(B, H, W, C)`` contiguous on the fused path (``.permute(0, 3, 1, 2)`` gives the
         ``(B, C, H, W)`` view in channels-last memory that PyTorch's conv would return).
     """
-    if x.dim() != 4 or weight.dim() != 4 or weight.shape[0] != x.shape[-1] or weight.shape[1] != 1 \
-            or weight.shape[2] != weight.shape[3] or weight.shape[2] % 2 == 0:
-        raise ValueError(f"depthwise_conv_silu: need x (B, H, W, C) and weight (C, 1, k, k) with odd k, got "
-                         f"{tuple(x.shape)} and {tuple(weight.shape)}")
+    if (
+        x.dim() != 4
+        or weight.dim() != 4
+        or weight.shape[0] != x.shape[-1]
+        or weight.shape[1] != 1
+        or weight.shape[2] != weight.shape[3]
+        or weight.shape[2] % 2 == 0
+    ):
+        raise ValueError(
+            f"depthwise_conv_silu: need x (B, H, W, C) and weight (C, 1, k, k) with odd k, got "
+            f"{tuple(x.shape)} and {tuple(weight.shape)}"
+        )
     tensors = (x, weight) if bias is None else (x, weight, bias)
     impl = fused_cpu_eligible(*tensors)
     if impl is not None:
-        return impl.depthwise_conv_silu(x.contiguous(), weight.contiguous(),
-                                        None if bias is None else bias.contiguous())
+        return impl.depthwise_conv_silu(
+            x.contiguous(), weight.contiguous(), None if bias is None else bias.contiguous()
+        )
     return reference.depthwise_conv_silu(x, weight, bias)

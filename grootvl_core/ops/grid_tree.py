@@ -26,8 +26,7 @@ def _grid_tree_op(feature: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     if mod is not None:
         return mod.grid_tree(feature)
     b, _, h, w = feature.shape
-    tree = minimum_spanning_tree(grid_edges(h, w, feature.device), cosine_edge_weights(feature), h * w,
-                                 validate=False)
+    tree = minimum_spanning_tree(grid_edges(h, w, feature.device), cosine_edge_weights(feature), h * w, validate=False)
     order = bfs(tree, 0, validate=False)
     return tree, order.order, order.parent, order.depth
 
@@ -35,8 +34,10 @@ def _grid_tree_op(feature: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 @_grid_tree_op.register_fake
 def _grid_tree_fake(feature):
     b, v = feature.shape[0], feature.shape[2] * feature.shape[3]
-    return (feature.new_empty((b, v - 1, 2), dtype=torch.int32),
-            *(feature.new_empty((b, v), dtype=torch.int64) for _ in range(3)))
+    return (
+        feature.new_empty((b, v - 1, 2), dtype=torch.int32),
+        *(feature.new_empty((b, v), dtype=torch.int64) for _ in range(3)),
+    )
 
 
 def _check_feature(fn: str, feature) -> None:
@@ -69,8 +70,9 @@ def grid_spanning_tree(feature: Tensor) -> tuple[Tensor, TreeOrder]:
         native = fused_cpu_eligible(f)
         # eager: the fused kernel itself, without the custom-op dispatch (see backend.fused_cpu_eligible)
         # (the op packet: calls of the CustomOpDef can go missing from torch.profiler traces)
-        tree, order, parent, depth = (native.grid_tree(f) if native is not None
-                                      else torch.ops.grootvl.grid_spanning_tree(f))
+        tree, order, parent, depth = (
+            native.grid_tree(f) if native is not None else torch.ops.grootvl.grid_spanning_tree(f)
+        )
     return tree, TreeOrder(order, parent, depth)
 
 

@@ -82,8 +82,9 @@ def depthwise_conv_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     return torch.nn.functional.silu(y).permute(0, 2, 3, 1)
 
 
-def ssm_discretize(dt: torch.Tensor, bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
-                   u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def ssm_discretize(
+    dt: torch.Tensor, bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor, u: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """GrootV TreeSSM's discretisation (reference 2.2 steps 7-9) over ``(B, L, D)`` rows:
     ``delta = softplus(dt + bias)``, returns ``(exp(delta * a), delta * b * u)``; ``a`` is the
     continuous ``A = -exp(A_logs)`` per channel, ``b`` the per-pixel ``B`` as ``(B, L, 1)``."""
@@ -91,9 +92,20 @@ def ssm_discretize(dt: torch.Tensor, bias: torch.Tensor, a: torch.Tensor, b: tor
     return torch.exp(delta * a), delta * b * u
 
 
-def ssm_output(h: torch.Tensor, u: torch.Tensor, c: torch.Tensor, ds: torch.Tensor, h_weight, h_bias,
-               h_eps: float, o_weight: torch.Tensor, o_bias: torch.Tensor, o_eps: float,
-               z: torch.Tensor, silu_gate: bool = False) -> torch.Tensor:
+def ssm_output(
+    h: torch.Tensor,
+    u: torch.Tensor,
+    c: torch.Tensor,
+    ds: torch.Tensor,
+    h_weight,
+    h_bias,
+    h_eps: float,
+    o_weight: torch.Tensor,
+    o_bias: torch.Tensor,
+    o_eps: float,
+    z: torch.Tensor,
+    silu_gate: bool = False,
+) -> torch.Tensor:
     """GrootV TreeSSM's output (reference 2.2 steps 3, 13-16): ``out_norm(h_norm(h) * c + u * ds) * g``
     over ``(B, L, D)`` rows, LayerNorms over ``D`` (``h_norm`` skipped when its weight is None),
     gate ``g = silu(z)`` if ``silu_gate`` else ``z``; ``h``, ``u``, ``c`` float32, the result cast
@@ -209,11 +221,13 @@ def check_tree(order: torch.Tensor, parent: torch.Tensor, depth: torch.Tensor, o
     if v > 1 and not bool(((parent[:, 1:] >= 0) & (parent[:, 1:] < pos[1:])).all()):
         bad.append("parent[b, i] must be a position in [0, i) (parents come before children)")
     elif not bool((depth[:, 0] == 0).all()) or (
-            v > 1 and not torch.equal(depth[:, 1:], depth.gather(1, parent[:, 1:].clamp(0, v - 1)) + 1)):
+        v > 1 and not torch.equal(depth[:, 1:], depth.gather(1, parent[:, 1:].clamp(0, v - 1)) + 1)
+    ):
         bad.append("depth must be 0 at the root and the parent's depth + 1 elsewhere")
     if bad:
-        raise ValueError(f"{op}: the tree is not a valid TreeOrder: {'; '.join(bad)}. "
-                         "Build it with grootvl_core.ops.bfs")
+        raise ValueError(
+            f"{op}: the tree is not a valid TreeOrder: {'; '.join(bad)}. Build it with grootvl_core.ops.bfs"
+        )
 
 
 def _levels(depth: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -33,7 +33,7 @@ __all__ = ["SelfCheck", "run", "results", "table", "main"]
 _TOL = {torch.float64: 1e-10, torch.float32: 2e-5, torch.float16: 2e-2}
 
 _lock = threading.Lock()
-_results: list["SelfCheck"] = []
+_results: list[SelfCheck] = []
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,10 @@ class SelfCheck:
 
     def row(self) -> str:
         err = f"{self.max_error:.2e}" if self.max_error == self.max_error else "-"
-        return (f"{self.backend:<10} {self.device:<8} {err:>9} {'pass' if self.passed else 'FAIL':<5} "
-                f"{self.seconds:7.2f}s  {self.detail}")
+        return (
+            f"{self.backend:<10} {self.device:<8} {err:>9} {'pass' if self.passed else 'FAIL':<5} "
+            f"{self.seconds:7.2f}s  {self.detail}"
+        )
 
 
 class _Mismatch(AssertionError):
@@ -105,8 +107,12 @@ def _mst_cases():
         yield f"mst {h}x{w} ties", edges, torch.randint(0, 3, (2, n), generator=g).float(), h * w
         yield f"mst {h}x{w} special", edges, special[torch.randint(0, 8, (2, n), generator=g)], h * w
     rng = random.Random(1)
-    rows = [_tree_rows("random", 12, rng) + [(rng.randrange(12), rng.randrange(12)) for _ in range(9)]
-            + [(3, 3), (0, 1), (0, 1)] for _ in range(2)]
+    rows = [
+        _tree_rows("random", 12, rng)
+        + [(rng.randrange(12), rng.randrange(12)) for _ in range(9)]
+        + [(3, 3), (0, 1), (0, 1)]
+        for _ in range(2)
+    ]
     edges = torch.tensor(rows)
     yield "mst duplicates+loops", edges, torch.randint(0, 4, edges.shape[:2], generator=g).float(), 12
     yield "mst disconnected", torch.tensor([[[0, 1], [1, 2], [3, 4], [0, 2]]]), torch.rand(1, 4, generator=g), 5
@@ -148,7 +154,7 @@ def _close(what: str, got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype)
     if got.shape != want.shape:
         raise _Mismatch(f"{what}: shape {tuple(got.shape)}, the reference's {tuple(want.shape)}")
     scale = want.abs().max().clamp_min(1.0) if want.numel() else torch.tensor(1.0)
-    err = float(((got - want).abs().max() / scale)) if want.numel() else 0.0
+    err = float((got - want).abs().max() / scale) if want.numel() else 0.0
     if not err <= _TOL[dtype]:  # NaN fails too
         raise _Mismatch(f"{what}: relative error {err:.3g} > {_TOL[dtype]:.0e}")
     return err
@@ -178,8 +184,7 @@ def _check_scans(mod, device, what, order, parent, depth, dtype, seed) -> float:
     err = max(err, _close(f"{what} subtree y", ys, ys_ref, dtype))
     gx_ref, ga_ref = reference.scan_subtree_bwd(gy, a, order, parent, depth, ys_ref)
     gx, ga = mod.scan_subtree_bwd(gd, ad, *idx, ys)
-    err = max(err, _close(f"{what} subtree dx", gx, gx_ref, dtype),
-              _close(f"{what} subtree da", ga, ga_ref, dtype))
+    err = max(err, _close(f"{what} subtree dx", gx, gx_ref, dtype), _close(f"{what} subtree da", ga, ga_ref, dtype))
     _sync(device)
     if not all(torch.equal(p, q) for p, q in zip(originals, (xd, ad, gd))):
         raise _Mismatch(f"{what}: the scan mutated its inputs")
@@ -208,8 +213,15 @@ def _check(mod: ModuleType, device: torch.device) -> tuple[float, int]:
     if hasattr(mod, "grid_cosine_weights") and getattr(mod, "NAME", "") == "triton":
         feature = torch.randn(2, 5, 3, 7, generator=torch.Generator().manual_seed(5))
         feature[0, :, 1, 2] = 0  # a zero vector: eps clamps its norm
-        err = max(err, _close("grid cosine weights", mod.grid_cosine_weights(feature.to(device)),
-                              reference.grid_cosine_weights(feature), torch.float32))
+        err = max(
+            err,
+            _close(
+                "grid cosine weights",
+                mod.grid_cosine_weights(feature.to(device)),
+                reference.grid_cosine_weights(feature),
+                torch.float32,
+            ),
+        )
     _sync(device)
     return err, n
 
@@ -221,14 +233,21 @@ def run(mod: ModuleType, device, name: str) -> SelfCheck:
     start = time.perf_counter()
     try:
         err, n = _check(mod, device)
-        result = SelfCheck(name, label, True, err, time.perf_counter() - start,
-                           f"{n} trees and graphs, both scan modes, fwd+bwd, fp32/fp64/fp16")
+        result = SelfCheck(
+            name,
+            label,
+            True,
+            err,
+            time.perf_counter() - start,
+            f"{n} trees and graphs, both scan modes, fwd+bwd, fp32/fp64/fp16",
+        )
     except _Mismatch as exc:
         result = SelfCheck(name, label, False, float("nan"), time.perf_counter() - start, str(exc))
     except Exception as exc:  # a missing kernel image, a compile or launch error, ...
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        result = SelfCheck(name, label, False, float("nan"), time.perf_counter() - start,
-                           f"{type(exc).__name__}: {first}")
+        result = SelfCheck(
+            name, label, False, float("nan"), time.perf_counter() - start, f"{type(exc).__name__}: {first}"
+        )
     with _lock:
         _results.append(result)
     return result
@@ -250,12 +269,16 @@ def table(rows: list[SelfCheck] | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     from .backend import load_gpu_backend, triton_interpreted
 
-    parser = argparse.ArgumentParser(prog="python -m grootvl_core.ops.selfcheck",
-                                     description="Check the GPU tree-scan backends against the reference.")
-    parser.add_argument("--device", action="append", help="device to check (default: every GPU; the "
-                        "CPU too under TRITON_INTERPRET=1)")
-    parser.add_argument("--backend", choices=("cuda", "triton"), action="append",
-                        help="backend to check (default: both)")
+    parser = argparse.ArgumentParser(
+        prog="python -m grootvl_core.ops.selfcheck",
+        description="Check the GPU tree-scan backends against the reference.",
+    )
+    parser.add_argument(
+        "--device", action="append", help="device to check (default: every GPU; the CPU too under TRITON_INTERPRET=1)"
+    )
+    parser.add_argument(
+        "--backend", choices=("cuda", "triton"), action="append", help="backend to check (default: both)"
+    )
     args = parser.parse_args(argv)
     devices = args.device or [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     if not args.device and triton_interpreted():

@@ -49,7 +49,8 @@ def _mst_op(edges: Tensor, weights: Tensor, num_vertices: int, validate: bool) -
         bad = torch.nonzero(~ok.cpu()).flatten().tolist()
         raise ValueError(
             f"minimum_spanning_tree: the graph is not connected (batch elements {bad[:8]}"
-            f"{'...' if len(bad) > 8 else ''}); a spanning tree needs every vertex reachable")
+            f"{'...' if len(bad) > 8 else ''}); a spanning tree needs every vertex reachable"
+        )
     return tree
 
 
@@ -62,19 +63,21 @@ def _prepare_mst_args(edges, weights, num_vertices):
     fn = "minimum_spanning_tree"
     _check_int_tensor("edges", fn, edges)
     if not isinstance(weights, Tensor) or not weights.is_floating_point():
-        raise TypeError(f"{fn}: weights must be a floating-point tensor, got "
-                        f"{getattr(weights, 'dtype', type(weights).__name__)}")
+        raise TypeError(
+            f"{fn}: weights must be a floating-point tensor, got {getattr(weights, 'dtype', type(weights).__name__)}"
+        )
     if weights.dim() != 2:
         raise ValueError(f"{fn}: weights must be (B, E), got {tuple(weights.shape)}")
     if edges.device != weights.device:
-        raise ValueError(f"{fn}: edges on {edges.device} but weights on {weights.device}; "
-                         "move both to one device")
+        raise ValueError(f"{fn}: edges on {edges.device} but weights on {weights.device}; move both to one device")
     batch, n_edges = weights.shape
     if edges.dim() == 2:
         edges = edges.unsqueeze(0).expand(batch, -1, -1)
     if edges.dim() != 3 or edges.shape[0] != batch or edges.shape[1:] != (n_edges, 2):
-        raise ValueError(f"{fn}: edges must be (E, 2) or (B, E, 2) matching weights (B={batch}, "
-                         f"E={n_edges}), got {tuple(edges.shape)}")
+        raise ValueError(
+            f"{fn}: edges must be (E, 2) or (B, E, 2) matching weights (B={batch}, "
+            f"E={n_edges}), got {tuple(edges.shape)}"
+        )
     v = int(num_vertices)
     if v < 1:
         raise ValueError(f"{fn}: num_vertices must be >= 1, got {num_vertices}")
@@ -83,13 +86,11 @@ def _prepare_mst_args(edges, weights, num_vertices):
     if edges.numel():
         lo, hi = int(edges.min()), int(edges.max())
         if lo < 0 or hi >= v:
-            raise ValueError(f"{fn}: edge endpoints must lie in [0, {v}), got values in "
-                             f"[{lo}, {hi}]")
+            raise ValueError(f"{fn}: edge endpoints must lie in [0, {v}), got values in [{lo}, {hi}]")
     return edges.to(torch.int64).contiguous(), weights.float().contiguous(), v
 
 
-def minimum_spanning_tree(edges: Tensor, weights: Tensor, num_vertices: int, *,
-                          validate: bool = True) -> Tensor:
+def minimum_spanning_tree(edges: Tensor, weights: Tensor, num_vertices: int, *, validate: bool = True) -> Tensor:
     """Minimum spanning tree of each batch element's weighted graph.
 
     The result is the unique MST under the total order (float32 weight, edge index): ties go to
@@ -137,7 +138,8 @@ def _bfs_op(tree_edges: Tensor, root: int, validate: bool) -> tuple[Tensor, Tens
         bad = torch.nonzero(~ok.cpu()).flatten().tolist()
         raise ValueError(
             f"bfs: tree_edges is not a spanning tree (batch elements {bad[:8]}): with V-1 edges "
-            "every vertex must be reachable from the root")
+            "every vertex must be reachable from the root"
+        )
     return order, parent, depth
 
 
@@ -160,8 +162,7 @@ def _prepare_bfs_args(tree_edges, root):
     if tree_edges.numel():
         lo, hi = int(tree_edges.min()), int(tree_edges.max())
         if lo < 0 or hi >= v:
-            raise ValueError(f"bfs: vertex ids must lie in [0, {v}) (V = rows + 1), got values in "
-                             f"[{lo}, {hi}]")
+            raise ValueError(f"bfs: vertex ids must lie in [0, {v}) (V = rows + 1), got values in [{lo}, {hi}]")
     return tree_edges.to(torch.int64).contiguous(), root
 
 

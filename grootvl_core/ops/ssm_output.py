@@ -13,8 +13,17 @@ from .backend import fused_cpu_eligible
 __all__ = ["ssm_output"]
 
 
-def ssm_output(h: Tensor, u: Tensor, c: Tensor, ds: Tensor, h_norm: nn.LayerNorm | None,
-               out_norm: nn.LayerNorm, z: Tensor, *, silu_gate: bool = False) -> Tensor:
+def ssm_output(
+    h: Tensor,
+    u: Tensor,
+    c: Tensor,
+    ds: Tensor,
+    h_norm: nn.LayerNorm | None,
+    out_norm: nn.LayerNorm,
+    z: Tensor,
+    *,
+    silu_gate: bool = False,
+) -> Tensor:
     """``out_norm(h_norm(h) * c + u * ds) * g`` with ``g = silu(z)`` if ``silu_gate`` else ``z``.
 
     Args:
@@ -37,7 +46,18 @@ def ssm_output(h: Tensor, u: Tensor, c: Tensor, ds: Tensor, h_norm: nn.LayerNorm
     tensors = [h, u, c, dsf, ow, ob, z] + ([hw, hb] if hw is not None else [])
     impl = fused_cpu_eligible(*tensors)
     if impl is not None:
-        return impl.ssm_output(h.contiguous(), u.contiguous(), c, dsf.contiguous(), hw, hb, h_eps,
-                               ow.contiguous(), ob.contiguous(), out_norm.eps,
-                               z if z.stride(-1) == 1 else z.contiguous(), silu_gate)
+        return impl.ssm_output(
+            h.contiguous(),
+            u.contiguous(),
+            c,
+            dsf.contiguous(),
+            hw,
+            hb,
+            h_eps,
+            ow.contiguous(),
+            ob.contiguous(),
+            out_norm.eps,
+            z if z.stride(-1) == 1 else z.contiguous(),
+            silu_gate,
+        )
     return reference.ssm_output(h, u, c, dsf, hw, hb, h_eps, ow, ob, out_norm.eps, z, silu_gate)

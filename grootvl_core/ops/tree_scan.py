@@ -42,7 +42,6 @@ def kernel_layout(t: Tensor) -> Tensor:
     return t.contiguous()
 
 
-
 # float16 / bfloat16 scans compute in float32. The CUDA kernels read and write those dtypes
 # themselves (float32 working copies, made inside their layout change); every other backend gets
 # float32 copies here. Either way the full scan's saved pass-1 aggregate ``u`` is float32.
@@ -62,8 +61,7 @@ def _backend_for(t: Tensor):
 
 
 @torch.library.custom_op("grootvl::tree_scan_full", mutates_args=())
-def _full_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor
-              ) -> tuple[Tensor, Tensor]:
+def _full_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor) -> tuple[Tensor, Tensor]:
     mod, cast = _backend_for(x)
     if cast:
         y, u = mod.scan_full_fwd(x.float(), a.float(), order, parent, depth)
@@ -77,8 +75,9 @@ def _(x, a, order, parent, depth):
 
 
 @torch.library.custom_op("grootvl::tree_scan_full_backward", mutates_args=())
-def _full_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor,
-              u: Tensor) -> tuple[Tensor, Tensor]:
+def _full_bwd(
+    g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor, u: Tensor
+) -> tuple[Tensor, Tensor]:
     mod, cast = _backend_for(g)
     if cast:
         gx, ga = mod.scan_full_bwd(g.float(), a.float(), order, parent, depth, y.float(), u)
@@ -123,8 +122,9 @@ def _(x, a, order, parent, depth):
 
 
 @torch.library.custom_op("grootvl::tree_scan_subtree_backward", mutates_args=())
-def _subtree_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor
-                 ) -> tuple[Tensor, Tensor]:
+def _subtree_bwd(
+    g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor
+) -> tuple[Tensor, Tensor]:
     mod, cast = _backend_for(g)
     if cast:
         gx, ga = mod.scan_subtree_bwd(g.float(), a.float(), order, parent, depth, y.float())
@@ -148,8 +148,7 @@ def _subtree_backward(ctx, grad_y):
     return gx, ga, None, None, None
 
 
-torch.library.register_autograd("grootvl::tree_scan_subtree", _subtree_backward,
-                                setup_context=_subtree_setup)
+torch.library.register_autograd("grootvl::tree_scan_subtree", _subtree_backward, setup_context=_subtree_setup)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,30 +164,28 @@ def _check(x, a, tree, mode) -> None:
         if not isinstance(t, Tensor):
             raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
         if not t.is_floating_point():
-            raise TypeError(f"{fn}: {name} must be floating point (float32/64, or float16/bfloat16 "
-                            f"computed in float32), got {t.dtype}")
+            raise TypeError(
+                f"{fn}: {name} must be floating point (float32/64, or float16/bfloat16 "
+                f"computed in float32), got {t.dtype}"
+            )
         if t.dim() != 3:
             raise ValueError(f"{fn}: {name} must be (B, D, V), got {tuple(t.shape)}")
     if x.shape != a.shape:
-        raise ValueError(f"{fn}: x and a must have the same shape (B, D, V), got "
-                         f"{tuple(x.shape)} and {tuple(a.shape)}")
+        raise ValueError(f"{fn}: x and a must have the same shape (B, D, V), got {tuple(x.shape)} and {tuple(a.shape)}")
     if x.dtype != a.dtype:
         raise TypeError(f"{fn}: x and a must have the same dtype, got {x.dtype} and {a.dtype}")
     if not isinstance(tree, TreeOrder):
         if isinstance(tree, tuple) and len(tree) == 3:
             tree = TreeOrder(*tree)
         else:
-            raise TypeError(f"{fn}: tree must be a TreeOrder from grootvl_core.ops.bfs, got "
-                            f"{type(tree).__name__}")
+            raise TypeError(f"{fn}: tree must be a TreeOrder from grootvl_core.ops.bfs, got {type(tree).__name__}")
     b, _, v = x.shape
     for name in TreeOrder._fields:
         t = getattr(tree, name)
         if t.shape != (b, v):
-            raise ValueError(f"{fn}: tree.{name} must be (B, V) = ({b}, {v}) to match x, got "
-                             f"{tuple(t.shape)}")
+            raise ValueError(f"{fn}: tree.{name} must be (B, V) = ({b}, {v}) to match x, got {tuple(t.shape)}")
         if t.device != x.device:
-            raise ValueError(f"{fn}: tree.{name} is on {t.device} but x on {x.device}; "
-                             "move them to one device")
+            raise ValueError(f"{fn}: tree.{name} is on {t.device} but x on {x.device}; move them to one device")
     if a.device != x.device:
         raise ValueError(f"{fn}: x is on {x.device} but a on {a.device}; move them to one device")
 

@@ -31,8 +31,16 @@ from . import parallel_tree
 from . import triton_kernels as K
 
 __all__ = [
-    "NAME", "interpreted", "grid_cosine_weights", "mst", "bfs", "scan_full_fwd", "scan_full_bwd",
-    "scan_full_infer", "scan_subtree_fwd", "scan_subtree_bwd",
+    "NAME",
+    "interpreted",
+    "grid_cosine_weights",
+    "mst",
+    "bfs",
+    "scan_full_fwd",
+    "scan_full_bwd",
+    "scan_full_infer",
+    "scan_subtree_fwd",
+    "scan_subtree_bwd",
 ]
 
 NAME = "triton"
@@ -114,17 +122,36 @@ def _grid(s: Tensor) -> tuple[int, int]:
 def _up(s: Tensor, e: Tensor, parent: Tensor) -> None:
     """Pass 1 in place on ``s``."""
     if s.numel():
-        wrap_triton(K.accumulate_up)[_grid(s)](s, e, parent, s.shape[1], s.shape[2],
-                                                BLOCK_D=_block_d(s.shape[2]), num_warps=1, num_stages=1)
+        wrap_triton(K.accumulate_up)[_grid(s)](
+            s, e, parent, s.shape[1], s.shape[2], BLOCK_D=_block_d(s.shape[2]), num_warps=1, num_stages=1
+        )
 
 
-def _down(s: Tensor, e: Tensor, parent: Tensor, mode: int, ge: Tensor | None = None,
-          ux: Tensor | None = None, yx: Tensor | None = None) -> None:
+def _down(
+    s: Tensor,
+    e: Tensor,
+    parent: Tensor,
+    mode: int,
+    ge: Tensor | None = None,
+    ux: Tensor | None = None,
+    yx: Tensor | None = None,
+) -> None:
     """Pass 2 in place on ``s`` (and the edge gradient into ``ge``), see :mod:`.triton_kernels`."""
     if s.numel():
         wrap_triton(K.propagate_down)[_grid(s)](
-            s, e, parent, s if ge is None else ge, s if ux is None else ux, s if yx is None else yx,
-            s.shape[1], s.shape[2], MODE=mode, BLOCK_D=_block_d(s.shape[2]), num_warps=1, num_stages=1)
+            s,
+            e,
+            parent,
+            s if ge is None else ge,
+            s if ux is None else ux,
+            s if yx is None else yx,
+            s.shape[1],
+            s.shape[2],
+            MODE=mode,
+            BLOCK_D=_block_d(s.shape[2]),
+            num_warps=1,
+            num_stages=1,
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -132,8 +159,12 @@ def _down(s: Tensor, e: Tensor, parent: Tensor, mode: int, ge: Tensor | None = N
 # ----------------------------------------------------------------------------------------------
 
 
-@_op("triton_grid_cosine_weights", lambda f: f.new_empty(
-    (f.shape[0], (f.shape[2] - 1) * f.shape[3] + f.shape[2] * (f.shape[3] - 1)), dtype=torch.float32))
+@_op(
+    "triton_grid_cosine_weights",
+    lambda f: f.new_empty(
+        (f.shape[0], (f.shape[2] - 1) * f.shape[3] + f.shape[2] * (f.shape[3] - 1)), dtype=torch.float32
+    ),
+)
 def grid_cosine_weights(feature: Tensor) -> Tensor:
     b, d, h, w = feature.shape
     f = feature.float().contiguous()
@@ -146,8 +177,7 @@ def grid_cosine_weights(feature: Tensor) -> Tensor:
 
 
 @_op("triton_scan_full_fwd", lambda x, *args: (torch.empty_like(x), torch.empty_like(x, dtype=_compute(x.dtype))))
-def scan_full_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor
-                  ) -> tuple[Tensor, Tensor]:
+def scan_full_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor) -> tuple[Tensor, Tensor]:
     work = _compute(x.dtype)
     order, parent = _safe(order, parent)
     s, e = _sorted(x, order, work), _sorted(a, order, work)
@@ -170,8 +200,9 @@ def scan_full_infer(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: 
 
 
 @_op("triton_scan_full_bwd", _like_grads)
-def scan_full_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor,
-                  u: Tensor) -> tuple[Tensor, Tensor]:
+def scan_full_bwd(
+    g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor, u: Tensor
+) -> tuple[Tensor, Tensor]:
     work = _compute(g.dtype)
     order, parent = _safe(order, parent)
     if u.dtype != work:
@@ -197,8 +228,9 @@ def scan_subtree_fwd(x: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth:
 
 
 @_op("triton_scan_subtree_bwd", _like_grads)
-def scan_subtree_bwd(g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor
-                     ) -> tuple[Tensor, Tensor]:
+def scan_subtree_bwd(
+    g: Tensor, a: Tensor, order: Tensor, parent: Tensor, depth: Tensor, y: Tensor
+) -> tuple[Tensor, Tensor]:
     work = _compute(g.dtype)
     order, parent = _safe(order, parent)
     s, e = _sorted(g, order, work), _sorted(a, order, work)
@@ -215,4 +247,3 @@ def mst(edges: Tensor, weights: Tensor, num_vertices: int) -> tuple[Tensor, Tens
 
 def bfs(tree: Tensor, root: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return parallel_tree.bfs(tree, root)
-

@@ -31,8 +31,18 @@ def _variants():
         scan = {"e_ptr": ptr, "parent_ptr": "*i64", "V": "i32", "D": "i32", "BLOCK_D": "constexpr"}
         yield "accumulate_up", {"u_ptr": ptr, **scan}, {"BLOCK_D": 128}, {"num_warps": 1, "num_stages": 1}
         for mode in (0, 1, 2):
-            sig = {"y_ptr": ptr, "e_ptr": ptr, "parent_ptr": "*i64", "ge_ptr": ptr, "ux_ptr": ptr,
-                   "yx_ptr": ptr, "V": "i32", "D": "i32", "MODE": "constexpr", "BLOCK_D": "constexpr"}
+            sig = {
+                "y_ptr": ptr,
+                "e_ptr": ptr,
+                "parent_ptr": "*i64",
+                "ge_ptr": ptr,
+                "ux_ptr": ptr,
+                "yx_ptr": ptr,
+                "V": "i32",
+                "D": "i32",
+                "MODE": "constexpr",
+                "BLOCK_D": "constexpr",
+            }
             yield "propagate_down", sig, {"MODE": mode, "BLOCK_D": 32}, {"num_warps": 1, "num_stages": 1}
     sig = {"f_ptr": "*fp32", "out_ptr": "*fp32", "D": "i32", "H": "i32", "W": "i32", "BLOCK_P": "constexpr"}
     yield "grid_cosine", sig, {"BLOCK_P": 128}, {}
@@ -44,8 +54,10 @@ def _check_walk(name: str, ttgir: str) -> None:
         return
     layouts = set(re.findall(r"tt\.(?:load|store) [^\n]*tensor<\d+x!tt\.ptr<f\d+>, (#\w+)>", ttgir))
     if len(layouts) != 1:
-        raise RuntimeError(f"{name}: its loads and stores use {len(layouts)} layouts ({sorted(layouts)}): "
-                           "a row could be read by another thread than the one that wrote it")
+        raise RuntimeError(
+            f"{name}: its loads and stores use {len(layouts)} layouts ({sorted(layouts)}): "
+            "a row could be read by another thread than the one that wrote it"
+        )
     if "barrier" not in ttgir:
         raise RuntimeError(f"{name}: no barrier between the walk's steps")
 
@@ -70,16 +82,22 @@ def compile_all(archs=DEFAULT_ARCHS) -> list[str]:
             if not kernel.asm.get("cubin"):
                 raise RuntimeError(f"{name} for sm_{arch}: no cubin")
             what = ", ".join(f"{k}={v}" for k, v in consts.items())
-            lines.append(f"sm_{arch} {name}({sig[next(iter(sig))][1:]}, {what}): ok, "
-                         f"{len(kernel.asm['cubin'])} bytes, {time.perf_counter() - start:.2f} s")
+            lines.append(
+                f"sm_{arch} {name}({sig[next(iter(sig))][1:]}, {what}): ok, "
+                f"{len(kernel.asm['cubin'])} bytes, {time.perf_counter() - start:.2f} s"
+            )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grootvl_core.ops.triton_compile",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default=",".join(map(str, DEFAULT_ARCHS)),
-                        help="comma-separated compute capabilities x 10 (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m grootvl_core.ops.triton_compile", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--arch",
+        default=",".join(map(str, DEFAULT_ARCHS)),
+        help="comma-separated compute capabilities x 10 (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     try:
         for line in compile_all([int(a) for a in args.arch.split(",")]):

@@ -50,8 +50,7 @@ def accumulate_up(u_ptr, e_ptr, parent_ptr, V, D, BLOCK_D: tl.constexpr):
 
 
 @triton.jit
-def propagate_down(y_ptr, e_ptr, parent_ptr, ge_ptr, ux_ptr, yx_ptr, V, D,
-                   MODE: tl.constexpr, BLOCK_D: tl.constexpr):
+def propagate_down(y_ptr, e_ptr, parent_ptr, ge_ptr, ux_ptr, yx_ptr, V, D, MODE: tl.constexpr, BLOCK_D: tl.constexpr):
     b = tl.program_id(0).to(tl.int64)
     cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     mask = cols < D

@@ -35,10 +35,21 @@ def machine_description(device: str | torch.device | None = None) -> str:
     return f"{dev}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
-def write_bundle(model, folder: str | Path, *, title: str, summary: str, data: str, command: str,
-                 train_seconds: float, metrics: dict[str, float], reference_outputs: dict[str, Any],
-                 extra_sections: dict[str, str] | None = None, tokenizer=None,
-                 device: str | torch.device | None = None) -> Path:
+def write_bundle(
+    model,
+    folder: str | Path,
+    *,
+    title: str,
+    summary: str,
+    data: str,
+    command: str,
+    train_seconds: float,
+    metrics: dict[str, float],
+    reference_outputs: dict[str, Any],
+    extra_sections: dict[str, str] | None = None,
+    tokenizer=None,
+    device: str | torch.device | None = None,
+) -> Path:
     """Save ``model`` into ``folder`` with its card and reference outputs.
 
     Args:
@@ -62,18 +73,46 @@ def write_bundle(model, folder: str | Path, *, title: str, summary: str, data: s
         json.dump(reference_outputs, fh, indent=1)
     params = sum(p.numel() for p in model.parameters())
     with open(folder / "metrics.json", "w") as fh:  # machine-readable card numbers (the zoo reports them)
-        json.dump({"metrics": metrics, "parameters": params, "train_seconds": round(train_seconds, 1),
-                   "machine": machine_description(device), "command": command}, fh, indent=1)
+        json.dump(
+            {
+                "metrics": metrics,
+                "parameters": params,
+                "train_seconds": round(train_seconds, 1),
+                "machine": machine_description(device),
+                "command": command,
+            },
+            fh,
+            indent=1,
+        )
     lines = [
-        "---", "library_name: grootvl", "license: apache-2.0", "---", "",
-        f"# {title}", "", summary, "",
-        "## Training data", "", data, "",
-        "## How it was trained", "", "```bash", command, "```", "",
+        "---",
+        "library_name: grootvl",
+        "license: apache-2.0",
+        "---",
+        "",
+        f"# {title}",
+        "",
+        summary,
+        "",
+        "## Training data",
+        "",
+        data,
+        "",
+        "## How it was trained",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
         f"- training time: {train_seconds / 60:.1f} min on {machine_description(device)}",
-        f"- parameters: {params:,}", "",
-        "## Evaluation", "",
-        "| metric | value |", "|---|---|",
-        *[f"| {k} | {v:.4f} |" for k, v in metrics.items()], "",
+        f"- parameters: {params:,}",
+        "",
+        "## Evaluation",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *[f"| {k} | {v:.4f} |" for k, v in metrics.items()],
+        "",
     ]
     for heading, body in (extra_sections or {}).items():
         lines += [f"## {heading}", "", body, ""]

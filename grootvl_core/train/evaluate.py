@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -50,9 +50,7 @@ class ShardSampler(Sampler[int]):
 
     def __init__(self, length: int, rank: int = 0, world_size: int = 1):
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(
-                f"ShardSampler: need 0 <= rank < world_size, got rank={rank}, world_size={world_size}"
-            )
+            raise ValueError(f"ShardSampler: need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
         self.length, self.rank, self.world_size = int(length), int(rank), int(world_size)
 
     def __iter__(self) -> Iterator[int]:

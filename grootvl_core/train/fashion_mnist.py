@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -19,8 +20,7 @@ from ..models import GrootV
 from .grow import load_start_weights
 from .loop import TrainConfig, model_device, train
 
-__all__ = ["FASHION_MEAN", "FASHION_STD", "ClassifierRecipe", "NANO_CLASSIFIER", "preprocess_batch",
-           "train_classifier"]
+__all__ = ["FASHION_MEAN", "FASHION_STD", "ClassifierRecipe", "NANO_CLASSIFIER", "preprocess_batch", "train_classifier"]
 
 FASHION_MEAN, FASHION_STD = FASHION_MNIST_MEAN[0], FASHION_MNIST_STD[0]  # NOTE: scalars, for one grey channel
 NANO_CLASSIFIER = dict(channels=32, depths=[1, 1, 3, 1], num_classes=10, in_chans=1, drop_path_rate=0.05)
@@ -33,8 +33,11 @@ class ClassifierRecipe:
     model: dict = field(default_factory=lambda: dict(NANO_CLASSIFIER))
     input_size: int = 28
     batch_size: int = 128
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=8000, lr=3e-3, warmup_steps=200,
-                                                                   eval_every=1000, checkpoint_every=500))
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=8000, lr=3e-3, warmup_steps=200, eval_every=1000, checkpoint_every=500
+        )
+    )
     eval_subset: int = 2000  # periodic evaluation on the first N test images; the end uses all
     # "shift": the 28x28 items shifted and flipped (the bundled classifier); "scene": each item as it
     # looks inside a segmentation scene (data.scenes.make_garment_view at input_size: scale jitter,
@@ -57,7 +60,7 @@ def _augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     b = images.shape[0]
     padded = np.pad(images, ((0, 0), (2, 2), (2, 2)))
     dy, dx = rng.integers(0, 5, b), rng.integers(0, 5, b)
-    out = np.stack([padded[i, dy[i]:dy[i] + 28, dx[i]:dx[i] + 28] for i in range(b)])
+    out = np.stack([padded[i, dy[i] : dy[i] + 28, dx[i] : dx[i] + 28] for i in range(b)])
     flip = rng.random(b) < 0.5
     out[flip] = out[flip, :, ::-1]
     return out
@@ -72,22 +75,29 @@ def _scene_views(images: np.ndarray, idx: np.ndarray, rng: np.random.Generator, 
     return views
 
 
-def evaluate_classifier(model, images: np.ndarray, labels: np.ndarray, input_size: int,
-                        batch_size: int = 500) -> dict[str, float]:
+def evaluate_classifier(
+    model, images: np.ndarray, labels: np.ndarray, input_size: int, batch_size: int = 500
+) -> dict[str, float]:
     """Top-1 accuracy (and mean cross-entropy) over the given images."""
     correct, loss, n = 0, 0.0, len(labels)
     device = model_device(model)
     for i in range(0, n, batch_size):
-        x = preprocess_batch(torch.from_numpy(np.array(images[i:i + batch_size])), input_size).to(device)
-        y = torch.from_numpy(labels[i:i + batch_size]).to(device)
+        x = preprocess_batch(torch.from_numpy(np.array(images[i : i + batch_size])), input_size).to(device)
+        y = torch.from_numpy(labels[i : i + batch_size]).to(device)
         logits = model(x)
         loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
     return {"top1": correct / n, "loss": loss / n}
 
 
-def train_classifier(out_dir: str | Path, recipe: ClassifierRecipe, resume: bool = False, data_root=None,
-                     progress: bool = True, device: str | torch.device = "cpu"):
+def train_classifier(
+    out_dir: str | Path,
+    recipe: ClassifierRecipe,
+    resume: bool = False,
+    data_root=None,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+):
     """Train (on ``device``), evaluate on the full test split, and return ``(model, result)``."""
     train_x, train_y = load_fashion_mnist("train", data_root)
     test_x, test_y = load_fashion_mnist("test", data_root)
@@ -115,8 +125,17 @@ def train_classifier(out_dir: str | Path, recipe: ClassifierRecipe, resume: bool
     def periodic_eval(m):
         return evaluate_classifier(m, test_x[:sub], test_y[:sub], recipe.input_size)
 
-    result = train(model, batch_fn, loss_fn, recipe.train, out_dir, evaluate=periodic_eval, resume=resume,
-                   progress=progress, device=device)
+    result = train(
+        model,
+        batch_fn,
+        loss_fn,
+        recipe.train,
+        out_dir,
+        evaluate=periodic_eval,
+        resume=resume,
+        progress=progress,
+        device=device,
+    )
     model.eval()
     with torch.no_grad():
         result["final_metrics"] = evaluate_classifier(model, test_x, test_y, recipe.input_size)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -25,8 +26,9 @@ __all__ = ["LMRecipe", "NANO_LM", "encode_batch", "train_lm"]
 
 # state_size 8 (not Mamba's 16): the reference-path selective scan materialises (B, D, N, L) tensors,
 # so N sets the CPU training time; initializer_range 0.02 starts the tied 258-way softmax near uniform.
-NANO_LM = dict(hidden_size=128, num_hidden_layers=4, state_size=8, expand=2, conv_kernel=4, tree_scale=0.3,
-               initializer_range=0.02)
+NANO_LM = dict(
+    hidden_size=128, num_hidden_layers=4, state_size=8, expand=2, conv_kernel=4, tree_scale=0.3, initializer_range=0.02
+)
 EVAL_CONTEXT = 16
 
 
@@ -45,8 +47,9 @@ class LMRecipe:
     batch_size: int = 16
     min_context: int = 3
     max_context: int = 32
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1500, lr=3e-3, warmup_steps=100,
-                                                                   eval_every=500, checkpoint_every=250))
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(steps=1500, lr=3e-3, warmup_steps=100, eval_every=500, checkpoint_every=250)
+    )
     eval_cookies: int = 400
 
     def __post_init__(self):
@@ -61,8 +64,8 @@ def encode_batch(tok: ByteTokenizer, texts: list[str], contexts: list[int], seq_
     labels = torch.full_like(ids, -100)
     for i, (t, p) in enumerate(zip(texts, contexts)):
         seq = (tok.encode(t) + [tok.eos_token_id])[:seq_len]
-        ids[i, :len(seq)] = torch.tensor(seq)
-        labels[i, p:len(seq)] = ids[i, p:len(seq)]
+        ids[i, : len(seq)] = torch.tensor(seq)
+        labels[i, p : len(seq)] = ids[i, p : len(seq)]
     return ids, labels
 
 
@@ -77,7 +80,7 @@ def evaluate_lm(model, tok, cookies: list[str], recipe: LMRecipe, batch_size: in
     texts = [c for c in cookies if len(c.encode("utf-8")) > EVAL_CONTEXT][: recipe.eval_cookies]
     device = model_device(model)
     for i in range(0, len(texts), batch_size):
-        chunk = texts[i:i + batch_size]
+        chunk = texts[i : i + batch_size]
         ids, labels = (t.to(device) for t in encode_batch(tok, chunk, [EVAL_CONTEXT] * len(chunk), recipe.seq_len))
         out = model(ids, labels=labels, context_lengths=_context_override(recipe, labels))
         n = (labels[:, 1:] != -100).sum().item()
@@ -86,16 +89,29 @@ def evaluate_lm(model, tok, cookies: list[str], recipe: LMRecipe, batch_size: in
     return {"bits_per_byte": total_nll / total / math.log(2), "eval_bytes": float(total)}
 
 
-def train_lm(out_dir: str | Path, recipe: LMRecipe, resume: bool = False, data_root=None, progress: bool = True,
-             device: str | torch.device = "cpu"):
+def train_lm(
+    out_dir: str | Path,
+    recipe: LMRecipe,
+    resume: bool = False,
+    data_root=None,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+):
     """Train (on ``device``) on the training cookies; returns ``(model, tokenizer, result)``."""
     train_cookies, val_cookies = split_cookies(load_cookies(data_root))
     tok = ByteTokenizer()
     cfg = dict(recipe.model)
     if recipe.arm == "plain":
         cfg["tree_scale"] = 0.0
-    model = GrootL(GrootLConfig(vocab_size=tok.vocab_size, pad_token_id=tok.pad_token_id,
-                                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **cfg))
+    model = GrootL(
+        GrootLConfig(
+            vocab_size=tok.vocab_size,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            **cfg,
+        )
+    )
 
     def batch_fn(step: int):
         rng = np.random.default_rng((recipe.train.seed, step))
@@ -109,9 +125,17 @@ def train_lm(out_dir: str | Path, recipe: LMRecipe, resume: bool = False, data_r
         ids, labels = batch
         return m(ids, labels=labels, context_lengths=_context_override(recipe, labels)).loss
 
-    result = train(model, batch_fn, loss_fn, recipe.train, out_dir,
-                   evaluate=lambda m: evaluate_lm(m, tok, val_cookies, recipe), resume=resume, progress=progress,
-                   device=device)
+    result = train(
+        model,
+        batch_fn,
+        loss_fn,
+        recipe.train,
+        out_dir,
+        evaluate=lambda m: evaluate_lm(m, tok, val_cookies, recipe),
+        resume=resume,
+        progress=progress,
+        device=device,
+    )
     model.eval()
     with torch.no_grad():
         result["final_metrics"] = evaluate_lm(model, tok, val_cookies, recipe)

@@ -49,9 +49,12 @@ def deepen_from(model: nn.Module, source: nn.Module) -> list[str]:
             "deepen_from: the source model does not fit: it is not a shallower version of this one (weights only in "
             "the source: "
             f"{extra_in_source[:3]}, other shapes: {wrong[:3]}, new weights outside added layers: {outside[:3]}); "
-            "grow only `depths`, keeping channels, heads and classes")
-    layers = sorted({_LAYER_KEY.match(k).group("layer") for k in added},
-                    key=lambda name: [int(t) if t.isdigit() else t for t in name.split(".")])
+            "grow only `depths`, keeping channels, heads and classes"
+        )
+    layers = sorted(
+        {_LAYER_KEY.match(k).group("layer") for k in added},
+        key=lambda name: [int(t) if t.isdigit() else t for t in name.split(".")],
+    )
     # a layer is either wholly in the source or wholly added (no partial layers)
     partial = [name for name in layers if any(k.startswith(name + ".") for k in weights)]
     if partial:
@@ -60,7 +63,7 @@ def deepen_from(model: nn.Module, source: nn.Module) -> list[str]:
     state.update(weights)
     for name in layers:  # state_dict tensors are detached: no autograd to keep out
         for key in state:
-            if key.startswith(name + ".") and key[len(name) + 1:].startswith(_BRANCH_OUTPUTS):
+            if key.startswith(name + ".") and key[len(name) + 1 :].startswith(_BRANCH_OUTPUTS):
                 state[key] = torch.zeros_like(state[key])
     model.load_state_dict(state, strict=True)
     return layers
@@ -77,8 +80,10 @@ def load_start_weights(model: nn.Module, source: nn.Module, where: str) -> list[
         try:
             model.load_state_dict(source.state_dict(), strict=True)
         except RuntimeError as e:
-            raise ValueError(f"init_from {where}: its model does not fit this recipe's ({e}); fine-tune with "
-                             "the same architecture, or a deeper one (larger depths)") from None
+            raise ValueError(
+                f"init_from {where}: its model does not fit this recipe's ({e}); fine-tune with "
+                "the same architecture, or a deeper one (larger depths)"
+            ) from None
         return []
     try:
         return deepen_from(model, source)

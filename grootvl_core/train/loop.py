@@ -25,9 +25,10 @@ import random
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,8 +81,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r}: torch sees no CUDA GPU here (torch {torch.__version__}); "
-                         "use --device cpu, or auto")
+        raise ValueError(
+            f"device {str(device)!r}: torch sees no CUDA GPU here (torch {torch.__version__}); "
+            "use --device cpu, or auto"
+        )
     return dev
 
 
@@ -114,8 +117,11 @@ def record_command(out_dir: Path, argv: list[str] | None = None, extra: dict[str
     out_dir.mkdir(parents=True, exist_ok=True)
     if argv is None:
         argv = sys.argv[1:]
-        prog = ["python", "-m", "grootvl_core"] if Path(sys.argv[0]).name in ("__main__.py", "grootvl") \
+        prog = (
+            ["python", "-m", "grootvl_core"]
+            if Path(sys.argv[0]).name in ("__main__.py", "grootvl")
             else ["python", sys.argv[0]]
+        )
         argv = prog + argv
     cmd = " ".join(shlex.quote(str(a)) for a in argv)
     text = cmd + "\n"
@@ -139,6 +145,7 @@ def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
             return (step + 1) / cfg.warmup_steps
         t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
     return f
 
 
@@ -157,9 +164,17 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def train(model: nn.Module, batch_fn: Callable[[int], Any], loss_fn: Callable[[nn.Module, Any], torch.Tensor],
-          cfg: TrainConfig, out_dir: str | os.PathLike, evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
-          resume: bool = False, device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
+def train(
+    model: nn.Module,
+    batch_fn: Callable[[int], Any],
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train ``model`` for ``cfg.steps`` steps.
 
     Args:
@@ -207,9 +222,20 @@ def train(model: nn.Module, batch_fn: Callable[[int], Any], loss_fn: Callable[[n
 
     def save(step: int) -> None:
         tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "step": step, "train_seconds": elapsed, "history": history, "rng": _rng_state(),
-                    "config": asdict(cfg), **({"model_ema": ema.module.state_dict()} if ema else {})}, tmp)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "step": step,
+                "train_seconds": elapsed,
+                "history": history,
+                "rng": _rng_state(),
+                "config": asdict(cfg),
+                **({"model_ema": ema.module.state_dict()} if ema else {}),
+            },
+            tmp,
+        )
         os.replace(tmp, ckpt_path)  # never leave a half-written checkpoint
 
     def run_eval(step: int) -> dict[str, float]:
@@ -236,8 +262,10 @@ def train(model: nn.Module, batch_fn: Callable[[int], Any], loss_fn: Callable[[n
         loss = loss_fn(model, batch)
         if not torch.isfinite(loss):
             save(step)
-            raise FloatingPointError(f"training diverged at step {step} (loss {loss.item()}); last good state "
-                                     f"saved in {ckpt_path}; lower the learning rate and resume")
+            raise FloatingPointError(
+                f"training diverged at step {step} (loss {loss.item()}); last good state "
+                f"saved in {ckpt_path}; lower the learning rate and resume"
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -256,8 +284,11 @@ def train(model: nn.Module, batch_fn: Callable[[int], Any], loss_fn: Callable[[n
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
             save(done)
     bar.close()
-    metrics = run_eval(cfg.steps) if (not history or history[-1]["step"] != cfg.steps) else \
-        {k: v for k, v in history[-1].items() if k not in ("step", "train_seconds")}
+    metrics = (
+        run_eval(cfg.steps)
+        if (not history or history[-1]["step"] != cfg.steps)
+        else {k: v for k, v in history[-1].items() if k not in ("step", "train_seconds")}
+    )
     save(cfg.steps)
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())

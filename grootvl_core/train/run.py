@@ -22,9 +22,18 @@ from .bundle import write_bundle
 from .cards import classifier_card, lm_card, segmenter_card
 from .loop import record_command, resolve_device
 
-__all__ = ["TASKS", "RECIPES", "TaskRecipe", "run_training", "classifier_reference_outputs",
-           "segmenter_reference_outputs", "lm_reference_outputs", "mask_to_rows", "rows_to_mask",
-           "REFERENCE_PROMPTS"]
+__all__ = [
+    "TASKS",
+    "RECIPES",
+    "TaskRecipe",
+    "run_training",
+    "classifier_reference_outputs",
+    "segmenter_reference_outputs",
+    "lm_reference_outputs",
+    "mask_to_rows",
+    "rows_to_mask",
+    "REFERENCE_PROMPTS",
+]
 
 REFERENCE_PROMPTS = ("The meaning of life", "Q: What is a computer?\nA:", "Love is")
 
@@ -37,9 +46,12 @@ def classifier_reference_outputs(model, input_size: int, count: int = 8, root=No
     images, labels = load_fashion_mnist("test", root)
     with torch.no_grad():
         probs = model(preprocess_batch(torch.from_numpy(np.array(images[:count])), input_size)).softmax(-1)
-    return {"inputs": {"dataset": "fashion-mnist", "split": "test", "indices": list(range(count))},
-            "true_labels": labels[:count].tolist(), "predicted": probs.argmax(-1).tolist(),
-            "top_probability": [round(float(p), 4) for p in probs.max(-1).values]}
+    return {
+        "inputs": {"dataset": "fashion-mnist", "split": "test", "indices": list(range(count))},
+        "true_labels": labels[:count].tolist(),
+        "predicted": probs.argmax(-1).tolist(),
+        "top_probability": [round(float(p), 4) for p in probs.max(-1).values],
+    }
 
 
 def mask_to_rows(mask: np.ndarray) -> list[str]:
@@ -63,9 +75,16 @@ def segmenter_reference_outputs(model, size: int, count: int = 2, root=None) -> 
     x = normalise(torch.stack([scenes[i][0] for i in range(count)]))
     with torch.no_grad():
         pred = model(x).argmax(1).numpy()
-    return {"inputs": {"dataset": "fashion-mnist-scenes", "split": "test", "seed": EVAL_SEED, "size": size,
-                       "indices": list(range(count))},
-            "predicted_masks": [mask_to_rows(m) for m in pred]}
+    return {
+        "inputs": {
+            "dataset": "fashion-mnist-scenes",
+            "split": "test",
+            "seed": EVAL_SEED,
+            "size": size,
+            "indices": list(range(count)),
+        },
+        "predicted_masks": [mask_to_rows(m) for m in pred],
+    }
 
 
 def lm_reference_outputs(model, tokenizer, max_new_tokens: int = 24) -> dict:
@@ -75,7 +94,7 @@ def lm_reference_outputs(model, tokenizer, max_new_tokens: int = 24) -> dict:
     out = []
     for prompt in REFERENCE_PROMPTS:
         ids = torch.tensor([tokenizer.encode(prompt)])
-        new = generate(model, ids, max_new_tokens=max_new_tokens, temperature=0.0)[0, ids.shape[1]:].tolist()
+        new = generate(model, ids, max_new_tokens=max_new_tokens, temperature=0.0)[0, ids.shape[1] :].tolist()
         out.append({"prompt": prompt, "greedy_ids": new, "greedy_text": tokenizer.decode(new)})
     return {"max_new_tokens": max_new_tokens, "continuations": out}
 
@@ -140,29 +159,54 @@ _LM_ARMS = ("tree", "chain", "plain")
 
 RECIPES: dict[str, TaskRecipe] = {
     "classify": TaskRecipe(
-        name="classify", arms=_VISION_ARMS, card=classifier_card,
+        name="classify",
+        arms=_VISION_ARMS,
+        card=classifier_card,
         make_recipe=lambda arm: _load("fashion_mnist", "ClassifierRecipe")(),
         train=lambda out, recipe, **kw: _load("fashion_mnist", "train_classifier")(out, recipe, **kw),
-        references=lambda model, recipe, tokenizer: classifier_reference_outputs(model, recipe.input_size)),
+        references=lambda model, recipe, tokenizer: classifier_reference_outputs(model, recipe.input_size),
+    ),
     "segment": TaskRecipe(
-        name="segment", arms=_VISION_ARMS, card=segmenter_card, metrics=_drop_nan,
+        name="segment",
+        arms=_VISION_ARMS,
+        card=segmenter_card,
+        metrics=_drop_nan,
         make_recipe=lambda arm: _load("scenes", "SegmenterRecipe")(),
         train=lambda out, recipe, **kw: _load("scenes", "train_segmenter")(out, recipe, **kw),
-        references=lambda model, recipe, tokenizer: segmenter_reference_outputs(model, recipe.size)),
+        references=lambda model, recipe, tokenizer: segmenter_reference_outputs(model, recipe.size),
+    ),
     "lm": TaskRecipe(
-        name="lm", arms=_LM_ARMS, card=lm_card, arm_sets_scan_order=False, with_tokenizer=True,
+        name="lm",
+        arms=_LM_ARMS,
+        card=lm_card,
+        arm_sets_scan_order=False,
+        with_tokenizer=True,
         make_recipe=lambda arm: _load("fortunes", "LMRecipe")(arm=arm),
         train=lambda out, recipe, **kw: _load("fortunes", "train_lm")(out, recipe, **kw),
-        references=lambda model, recipe, tokenizer: lm_reference_outputs(model, tokenizer)),
+        references=lambda model, recipe, tokenizer: lm_reference_outputs(model, tokenizer),
+    ),
 }
 TASKS = tuple(RECIPES)
 
 
-def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: int = 0, arm: str = "tree",
-                 resume: bool = False, bundle: str | None = None, checkpoints_root: str | Path = "checkpoints",
-                 batch_size: int | None = None, lr: float | None = None, ema_decay: float | None = None,
-                 device: str = "auto", progress: bool = True, argv: list[str] | None = None,
-                 recipe_overrides: dict | None = None) -> dict:
+def run_training(
+    task: str,
+    out: str | Path,
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    arm: str = "tree",
+    resume: bool = False,
+    bundle: str | None = None,
+    checkpoints_root: str | Path = "checkpoints",
+    batch_size: int | None = None,
+    lr: float | None = None,
+    ema_decay: float | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    argv: list[str] | None = None,
+    recipe_overrides: dict | None = None,
+) -> dict:
     """Train one recipe and write ``<out>/model``; returns the result dict (also ``<out>/result.json``).
 
     Args:
@@ -194,18 +238,30 @@ def run_training(task: str, out: str | Path, *, steps: int | None = None, seed: 
     recipe = _apply(spec.make_recipe(arm), recipe_overrides)
     if spec.arm_sets_scan_order and arm != "tree":
         recipe.model["scan_order"] = arm
-    recipe.train = replace(recipe.train, seed=seed, **({"steps": steps} if steps else {}),
-                           **({"lr": lr} if lr else {}),
-                           **({"ema_decay": ema_decay} if ema_decay is not None else {}))
+    recipe.train = replace(
+        recipe.train,
+        seed=seed,
+        **({"steps": steps} if steps else {}),
+        **({"lr": lr} if lr else {}),
+        **({"ema_decay": ema_decay} if ema_decay is not None else {}),
+    )
     if batch_size:
         recipe.batch_size = batch_size
     trained = spec.train(out, recipe, resume=resume, progress=progress, device=dev)
     model, tokenizer, result = trained if spec.with_tokenizer else (trained[0], None, trained[1])
     model.cpu()
     refs = spec.references(model, recipe, tokenizer)
-    write_bundle(model, model_dir, **spec.card(recipe, model, arm), command=command,
-                 train_seconds=result["train_seconds"], metrics=spec.metrics(result["final_metrics"]),
-                 reference_outputs=refs, **({"tokenizer": tokenizer} if spec.with_tokenizer else {}), device=dev)
+    write_bundle(
+        model,
+        model_dir,
+        **spec.card(recipe, model, arm),
+        command=command,
+        train_seconds=result["train_seconds"],
+        metrics=spec.metrics(result["final_metrics"]),
+        reference_outputs=refs,
+        **({"tokenizer": tokenizer} if spec.with_tokenizer else {}),
+        device=dev,
+    )
     result["command"] = command
     with open(out / "result.json", "w") as fh:
         json.dump(result, fh, indent=1, default=str)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,9 +22,18 @@ from .loop import TrainConfig, model_device, train
 
 __all__ = ["NANO_SEGMENTER", "SegmenterRecipe", "confusion_matrix", "init_backbone", "miou", "train_segmenter"]
 
-NANO_SEGMENTER = dict(channels=32, depths=[1, 1, 3, 1], num_classes=len(SCENE_CLASSES),
-                      class_names=list(SCENE_CLASSES), palette=[list(c) for c in SCENE_PALETTE], in_chans=1,
-                      drop_path_rate=0.05, decoder_channels=64, aux_channels=32, auxiliary_head=True)
+NANO_SEGMENTER = dict(
+    channels=32,
+    depths=[1, 1, 3, 1],
+    num_classes=len(SCENE_CLASSES),
+    class_names=list(SCENE_CLASSES),
+    palette=[list(c) for c in SCENE_PALETTE],
+    in_chans=1,
+    drop_path_rate=0.05,
+    decoder_channels=64,
+    aux_channels=32,
+    auxiliary_head=True,
+)
 EVAL_SEED = 1234
 
 
@@ -35,8 +45,9 @@ class SegmenterRecipe:
     size: int = 96
     batch_size: int = 16
     aux_weight: float = 0.4
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, lr=2e-3, warmup_steps=150,
-                                                                   eval_every=500, checkpoint_every=500))
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(steps=3000, lr=2e-3, warmup_steps=150, eval_every=500, checkpoint_every=500)
+    )
     eval_scenes: int = 500
     periodic_eval_scenes: int = 100
     # a trained GrootV folder (config.json + model.safetensors) whose stages initialise the backbone,
@@ -55,7 +66,7 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
     k = target * num_classes + pred
-    return torch.bincount(k.reshape(-1), minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    return torch.bincount(k.reshape(-1), minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
 def miou(conf: torch.Tensor) -> tuple[float, list[float]]:
@@ -69,8 +80,9 @@ def miou(conf: torch.Tensor) -> tuple[float, list[float]]:
     return float(iou[valid].mean()), iou.tolist()
 
 
-def evaluate_segmenter(model, scenes: FashionScenes, count: int, batch_size: int = 32,
-                       flip: bool = False) -> dict[str, float]:
+def evaluate_segmenter(
+    model, scenes: FashionScenes, count: int, batch_size: int = 32, flip: bool = False
+) -> dict[str, float]:
     """mIoU, pixel accuracy and per-class IoU on the first ``count`` scenes; ``flip``: with
     horizontal-flip test-time augmentation (:func:`grootvl_core.segment.segment_probabilities`)."""
     from ..segment import segment_probabilities
@@ -107,30 +119,40 @@ def init_backbone(model: GrootVSegmenter, folder: str | Path) -> int:
 
     source = GrootV.from_pretrained(str(folder))
     if source.scan_order != model.backbone.scan_order:
-        raise ValueError(f"init_backbone: {folder} has scan_order={source.scan_order!r}, the segmenter "
-                         f"{model.backbone.scan_order!r}")
+        raise ValueError(
+            f"init_backbone: {folder} has scan_order={source.scan_order!r}, the segmenter {model.backbone.scan_order!r}"
+        )
     target = model.backbone.state_dict()
     weights = {k: v for k, v in source.state_dict().items() if k in target}
     missing = sorted(set(target) - set(weights))
     wrong = sorted(k for k, v in weights.items() if v.shape != target[k].shape)
     if missing or wrong:
-        raise ValueError(f"init_backbone: {folder} does not fit this backbone (missing {missing[:5]}, "
-                         f"other shapes {wrong[:5]}); train the classifier with the same channels, depths "
-                         "and in_chans")
+        raise ValueError(
+            f"init_backbone: {folder} does not fit this backbone (missing {missing[:5]}, "
+            f"other shapes {wrong[:5]}); train the classifier with the same channels, depths "
+            "and in_chans"
+        )
     model.backbone.load_state_dict(weights, strict=True)
     return len(weights)
 
 
-def train_segmenter(out_dir: str | Path, recipe: SegmenterRecipe, resume: bool = False, data_root=None,
-                    progress: bool = True, device: str | torch.device = "cpu"):
+def train_segmenter(
+    out_dir: str | Path,
+    recipe: SegmenterRecipe,
+    resume: bool = False,
+    data_root=None,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+):
     """Train (on ``device``) on generated training scenes, evaluate on ``recipe.eval_scenes`` test
     scenes; returns ``(model, result)``."""
     train_scenes = FashionScenes("train", 10**9, size=recipe.size, seed=recipe.train.seed, root=data_root)
     test_scenes = FashionScenes("test", recipe.eval_scenes, size=recipe.size, seed=EVAL_SEED, root=data_root)
     model = GrootVSegmenter(**recipe.model)
     if recipe.init_from and recipe.backbone_init:
-        raise ValueError("SegmenterRecipe: give init_from (a whole segmenter) or backbone_init (a classifier's "
-                         "stages), not both")
+        raise ValueError(
+            "SegmenterRecipe: give init_from (a whole segmenter) or backbone_init (a classifier's stages), not both"
+        )
     fresh = not (resume and (Path(out_dir) / "last.pt").exists())
     if recipe.backbone_init and fresh:
         init_backbone(model, recipe.backbone_init)
@@ -152,9 +174,17 @@ def train_segmenter(out_dir: str | Path, recipe: SegmenterRecipe, resume: bool =
             return F.cross_entropy(logits, y) + recipe.aux_weight * F.cross_entropy(aux, y)
         return F.cross_entropy(m(x), y)
 
-    result = train(model, batch_fn, loss_fn, recipe.train, out_dir,
-                   evaluate=lambda m: evaluate_segmenter(m, test_scenes, recipe.periodic_eval_scenes),
-                   resume=resume, progress=progress, device=device)
+    result = train(
+        model,
+        batch_fn,
+        loss_fn,
+        recipe.train,
+        out_dir,
+        evaluate=lambda m: evaluate_segmenter(m, test_scenes, recipe.periodic_eval_scenes),
+        resume=resume,
+        progress=progress,
+        device=device,
+    )
     model.eval()
     with torch.no_grad():
         result["final_metrics"] = evaluate_segmenter(model, test_scenes, recipe.eval_scenes)

@@ -64,17 +64,20 @@ def area_ratio(display: np.ndarray, share: float) -> float:
     if total <= 0:
         return 1.0
     for i in range(0, min(h, w) // 2):
-        window = display[h // 2 - i:h // 2 + 1 + i, w // 2 - i:w // 2 + 1 + i]
+        window = display[h // 2 - i : h // 2 + 1 + i, w // 2 - i : w // 2 + 1 + i]
         if float(window.sum()) / total > share:
             side = 2 * i + 1
             return side / h * side / w
     return 1.0
 
 
-def effective_receptive_fields(backbone: torch.nn.Module, images: Sequence[Tensor] | Tensor,
-                               stages: Sequence[int] | None = None,
-                               around_each: Callable[[], object] | None = None,
-                               batch_size: int = 8) -> list[StageERF]:
+def effective_receptive_fields(
+    backbone: torch.nn.Module,
+    images: Sequence[Tensor] | Tensor,
+    stages: Sequence[int] | None = None,
+    around_each: Callable[[], object] | None = None,
+    batch_size: int = 8,
+) -> list[StageERF]:
     """Per-stage ERFs of ``backbone`` averaged over ``images``.
 
     Args:
@@ -103,8 +106,8 @@ def effective_receptive_fields(backbone: torch.nn.Module, images: Sequence[Tenso
     sums: dict[int, np.ndarray] = {}
     grids: dict[int, tuple[int, int]] = {}
     for first in range(0, len(single), int(batch_size)):
-        with (around_each() if around_each is not None else contextlib.nullcontext()), torch.enable_grad():
-            x = torch.cat(single[first:first + int(batch_size)]).detach().to(device=device, dtype=torch.float32)
+        with around_each() if around_each is not None else contextlib.nullcontext(), torch.enable_grad():
+            x = torch.cat(single[first : first + int(batch_size)]).detach().to(device=device, dtype=torch.float32)
             x.requires_grad_(True)
             outputs = backbone.forward_intermediates(x, intermediates_only=True)
             wanted = range(len(outputs)) if stages is None else stages

@@ -9,9 +9,16 @@ from .image import as_rgb_uint8, colormap
 __all__ = ["overlay_heatmap"]
 
 
-def overlay_heatmap(image, heat, alpha: float = 0.6, size: int = 448, mark: tuple[int, int] | None = None,
-                    colormap_name: str = "inferno", log_scale: bool = True,
-                    value_range: tuple[float, float] | None = None) -> np.ndarray:
+def overlay_heatmap(
+    image,
+    heat,
+    alpha: float = 0.6,
+    size: int = 448,
+    mark: tuple[int, int] | None = None,
+    colormap_name: str = "inferno",
+    log_scale: bool = True,
+    value_range: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Blend a heat map over the image.
 
     Args:

@@ -25,8 +25,9 @@ def as_rgb_uint8(image) -> np.ndarray:
     return to_rgb_array(image)
 
 
-def colormap(values: np.ndarray, name: str = "turbo", vmin: float | None = None,
-             vmax: float | None = None) -> np.ndarray:
+def colormap(
+    values: np.ndarray, name: str = "turbo", vmin: float | None = None, vmax: float | None = None
+) -> np.ndarray:
     """Map values (any shape) to RGB uint8 colours (shape + (3,)) through an OpenCV colormap;
     NaN maps to grey."""
     import cv2

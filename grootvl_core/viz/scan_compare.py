@@ -35,8 +35,9 @@ def raster_record(record: TreeRecord) -> TreeRecord:
         raise TypeError(f"raster_record: record must be a TreeRecord, got {type(record).__name__}")
     chain = raster_chain(1, record.height, record.width)
     order = type(chain.order)(*(t[0] for t in chain.order))
-    return replace(record, tree_edges=chain.edges[0].to(torch.int64), tree=order,
-                   weights=torch.roll(record.weights, -1, dims=-1))
+    return replace(
+        record, tree_edges=chain.edges[0].to(torch.int64), tree=order, weights=torch.roll(record.weights, -1, dims=-1)
+    )
 
 
 def raster_affinity_from(record: TreeRecord, pixel_index: int) -> np.ndarray:
@@ -96,8 +97,9 @@ def _weighted_distance(affinity: np.ndarray, distance: np.ndarray | None, pixel:
     return float((a * distance.reshape(-1)).sum() / total) if total > 0 else float("nan")
 
 
-def compare_scans(record: TreeRecord, pixel_index: int, image=None,
-                  threshold: float = REACH_THRESHOLD) -> ScanComparison:
+def compare_scans(
+    record: TreeRecord, pixel_index: int, image=None, threshold: float = REACH_THRESHOLD
+) -> ScanComparison:
     """Both affinities from ``pixel_index`` and a one-line reading of what differs.
 
     Args:
@@ -128,12 +130,16 @@ def compare_scans(record: TreeRecord, pixel_index: int, image=None,
     sim_raster = _weighted_distance(raster, distance, int(pixel_index))
     total = record.height * record.width - 1
     r, c = divmod(int(pixel_index), record.width)
-    reading = (f"From pixel ({r}, {c}): the tree reaches {n_tree} of {total} pixels with affinity >= {threshold:g}, "
-               f"the raster chain {n_raster}")
+    reading = (
+        f"From pixel ({r}, {c}): the tree reaches {n_tree} of {total} pixels with affinity >= {threshold:g}, "
+        f"the raster chain {n_raster}"
+    )
     if np.isfinite(sim_tree) and np.isfinite(sim_raster):
         closer = "closer to" if sim_tree < sim_raster else "no closer to"
-        reading += (f"; what the tree reaches is {closer} the pixel's colour than what the chain reaches "
-                    f"(affinity-weighted colour distance {sim_tree:.2f} vs {sim_raster:.2f}).")
+        reading += (
+            f"; what the tree reaches is {closer} the pixel's colour than what the chain reaches "
+            f"(affinity-weighted colour distance {sim_tree:.2f} vs {sim_raster:.2f})."
+        )
     else:
         reading += "."
     return ScanComparison(tree, raster, (lo, hi), n_tree, n_raster, sim_tree, sim_raster, reading)

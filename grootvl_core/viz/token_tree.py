@@ -9,8 +9,9 @@ from .image import colormap
 __all__ = ["draw_token_tree"]
 
 
-def draw_token_tree(tokens: list[str], edges, strengths=None, max_tokens: int = 64,
-                    cell: int = 56, arc_height: int = 120) -> np.ndarray:
+def draw_token_tree(
+    tokens: list[str], edges, strengths=None, max_tokens: int = 64, cell: int = 56, arc_height: int = 120
+) -> np.ndarray:
     """Tokens in a row, one arc per tree edge, and a colour bar under each token.
 
     Args:
@@ -31,7 +32,9 @@ def draw_token_tree(tokens: list[str], edges, strengths=None, max_tokens: int = 
         raise ValueError("draw_token_tree: no tokens to draw")
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     if edges.size and (edges.min() < 0 or edges.max() >= len(tokens)):
-        raise ValueError(f"draw_token_tree: edge ids must lie in [0, {len(tokens)}), got [{edges.min()}, {edges.max()}]")
+        raise ValueError(
+            f"draw_token_tree: edge ids must lie in [0, {len(tokens)}), got [{edges.min()}, {edges.max()}]"
+        )
     start = max(0, len(tokens) - max_tokens)
     shown = tokens[start:]
     keep = (edges >= start).all(axis=1) if edges.size else np.zeros(0, bool)

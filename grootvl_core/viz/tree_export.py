@@ -66,7 +66,7 @@ def tree_to_dict(record, digits: int = 6) -> dict[str, Any]:
         "max_depth": int(depth.max()) if v else 0,
         "transition_weights": {
             "meaning": "Abar = exp(Delta * A), channel mean; per_vertex[v] weighs the edge from v to its parent, "
-                       "per_edge[k] is that of edges[k]'s child end",
+            "per_edge[k] is that of edges[k]'s child end",
             "per_vertex": per_vertex,
             "per_edge": rounded(weights[child]),
         },

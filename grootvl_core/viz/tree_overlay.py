@@ -29,9 +29,17 @@ def vertex_depths(tree_edges: np.ndarray, num_vertices: int, root: int = 0) -> n
     return depth
 
 
-def draw_tree(image, tree_edges, grid: tuple[int, int], color_by: str = "depth",
-              edge_values=None, size: int = 448, colormap_name: str = "turbo", root: int = 0,
-              dim: float = 0.45) -> np.ndarray:
+def draw_tree(
+    image,
+    tree_edges,
+    grid: tuple[int, int],
+    color_by: str = "depth",
+    edge_values=None,
+    size: int = 448,
+    colormap_name: str = "turbo",
+    root: int = 0,
+    dim: float = 0.45,
+) -> np.ndarray:
     """The tree drawn over the image resized to ``size`` on its longer side.
 
     Args:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -51,4 +52,3 @@ def convert_checkpoint(
     info.setdefault("num_parameters", sum(p.numel() for p in model.parameters()))
     write_model_card(out, info)
     return out
-

@@ -20,4 +20,3 @@ class OfflineError(RuntimeError):
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0].split(". ")[0][:200]
-

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["write_model_card"]
 
@@ -15,8 +16,7 @@ _TASK_CLASSES = {"classification": "GrootV", "segmentation": "GrootVSegmenter", 
 
 def _usage(task: str, cls_name: str, repo: str) -> list[str]:
     """The usage snippet of a card: load with the task's class, then one call of that task."""
-    load = [f"from grootvl_core.models import {cls_name}",
-            f'model = {cls_name}.from_pretrained("{repo}").eval()']
+    load = [f"from grootvl_core.models import {cls_name}", f'model = {cls_name}.from_pretrained("{repo}").eval()']
     if task == "generation":
         return [
             "from grootvl_core.generation import generate_text",
@@ -99,4 +99,3 @@ def write_model_card(folder: str | os.PathLike, info: Mapping[str, Any]) -> Path
     path = Path(folder) / "README.md"
     path.write_text("\n".join(lines))
     return path
-

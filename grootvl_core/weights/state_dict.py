@@ -12,25 +12,31 @@ import contextlib
 import io
 import json
 import os
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 
 from .errors import CheckpointError, _first_line
 from .unpickler import read_checkpoint
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "extract_state_dict", "diff_state_dict", "check_state_dict", "load_weights",
-           "unwrap_state_dict",
-           "load_pretrained_folder"]
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "extract_state_dict",
+    "diff_state_dict",
+    "check_state_dict",
+    "load_weights",
+    "unwrap_state_dict",
+    "load_pretrained_folder",
+]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
-def extract_state_dict(
-    checkpoint: Any, use_ema: bool = False, source: str = "checkpoint"
-) -> dict[str, torch.Tensor]:
+def extract_state_dict(checkpoint: Any, use_ema: bool = False, source: str = "checkpoint") -> dict[str, torch.Tensor]:
     """Pick the weights out of a training checkpoint (reference 3.5).
 
     Args:
@@ -89,13 +95,11 @@ def unwrap_state_dict(state_dict: Mapping[str, Any], use_ema: bool = False) -> M
         sd = inner
     if sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):
         # strip one level at a time: an EMA of a DDP model can carry "module.module."
-        return unwrap_state_dict({k[len("module."):]: v for k, v in sd.items()}, use_ema)
+        return unwrap_state_dict({k[len("module.") :]: v for k, v in sd.items()}, use_ema)
     return sd
 
 
-def diff_state_dict(
-    model: torch.nn.Module, state_dict: Mapping[str, Any]
-) -> tuple[list[str], list[str], list[str]]:
+def diff_state_dict(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
     """Compare a state dict with a model's.
 
     Returns:
@@ -182,9 +186,7 @@ def load_weights(
     return model
 
 
-def load_pretrained_folder(
-    cls: type, folder: str | os.PathLike, device: str | torch.device = "cpu"
-) -> torch.nn.Module:
+def load_pretrained_folder(cls: type, folder: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
     """``cls.from_pretrained(folder)`` (``config.json`` + ``model.safetensors``), strict, errors named.
 
     Args:
@@ -209,9 +211,7 @@ def load_pretrained_folder(
     except ValueError as exc:
         raise CheckpointError(f"{folder / CONFIG_NAME} is not valid JSON: {exc}") from None
     try:
-        with contextlib.redirect_stdout(
-            io.StringIO()
-        ):  # the mixin prints "Loading weights from local directory"
+        with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints "Loading weights from local directory"
             model = cls.from_pretrained(str(folder), map_location=str(device), strict=True)
     except (RuntimeError, OSError, TypeError, ValueError, KeyError) as exc:  # keys, shapes, vocab
         msg = str(exc).strip()
@@ -221,4 +221,3 @@ def load_pretrained_folder(
             f"could not read {folder / WEIGHTS_NAME}: {_first_line(exc)}; the file is corrupt"
         ) from None
     return model.eval()
-

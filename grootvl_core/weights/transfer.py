@@ -174,7 +174,6 @@ def gdrive_download(
     return dest
 
 
-
 def push_folder(
     folder: str | os.PathLike, repo_id: str, private: bool | None = None, commit_message: str | None = None
 ) -> str:

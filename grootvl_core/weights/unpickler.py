@@ -65,9 +65,7 @@ class PickledObjectStub(dict, metaclass=_StubMeta):
 
 
 def _stub_class(module: str, name: str) -> type:
-    return _StubMeta(
-        name, (PickledObjectStub,), {"_pickled_name": f"{module}.{name}", "__module__": __name__}
-    )
+    return _StubMeta(name, (PickledObjectStub,), {"_pickled_name": f"{module}.{name}", "__module__": __name__})
 
 
 def _safe_reconstructor(cls, base, state):
@@ -268,4 +266,3 @@ def _warnings_suppressed():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-

@@ -24,8 +24,9 @@ def demo_url():
     demo = build_demo(ModelCache(capacity=3, device="cpu"))
     demo.queue(default_concurrency_limit=2, max_size=64)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS,
-                **launch_kwargs())
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS, **launch_kwargs()
+    )
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

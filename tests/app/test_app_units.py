@@ -35,10 +35,17 @@ def tiny_zoo(monkeypatch, tmp_path):
     for i in range(3):
         name = f"tiny-{i}"
         GrootV(channels=8, depths=[1, 1, 1, 1], num_classes=3, in_chans=1).save_pretrained(tmp_path / name)
-        zoo.register(zoo.ZooEntry(name=name, task="classification", arch="test_grootv", bundled=name,
-                                  labels=("a", "b", "c"),
-                                  preprocess=zoo.Preprocess(input_size=32, resize=32, mean=(0.5,), std=(0.5,),
-                                                            grayscale=True)), overwrite=True)
+        zoo.register(
+            zoo.ZooEntry(
+                name=name,
+                task="classification",
+                arch="test_grootv",
+                bundled=name,
+                labels=("a", "b", "c"),
+                preprocess=zoo.Preprocess(input_size=32, resize=32, mean=(0.5,), std=(0.5,), grayscale=True),
+            ),
+            overwrite=True,
+        )
         names.append(name)
     loads = []
     real = ModelCache._load
@@ -59,8 +66,8 @@ def test_model_cache_is_bounded_lru(tiny_zoo):
     a = cache.get(names[0], "classification")
     assert cache.get(names[0], "classification") is a and loads == [names[0]]
     cache.get(names[1], "classification")
-    cache.get(names[0], "classification")          # names[0] becomes the most recent
-    cache.get(names[2], "classification")          # drops names[1], the least recently used
+    cache.get(names[0], "classification")  # names[0] becomes the most recent
+    cache.get(names[2], "classification")  # drops names[1], the least recently used
     assert cache.names() == [names[0], names[2]]
     with pytest.raises(ValueError, match="classification model; pick a segmentation model"):
         cache.get(names[0], "segmentation")
@@ -102,7 +109,7 @@ def test_tree_view_click_maps_to_the_grid_and_switching_needs_no_forward():
         model(torch.randn(1, 3, 64, 64))
     state = tree_state(records, np.zeros((64, 64, 3), np.uint8))
     assert (0, 0) in state["trees"] and (2, 1) in state["trees"]
-    rec = state["trees"][(0, 0)]                       # 16x16 grid, shown at 448x448
+    rec = state["trees"][(0, 0)]  # 16x16 grid, shown at 448x448
     assert pixel_from_click(state, 0, 0, (0, 0)) == (0, 0)
     assert pixel_from_click(state, 0, 0, (447, 447)) == (rec.height - 1, rec.width - 1)
     assert pixel_from_click(state, 0, 0, (28 * 3 + 1, 28 * 5 + 1)) == (5, 3)

@@ -44,9 +44,11 @@ if not os.access(CHROMIUM, os.X_OK):  # pragma: no cover - depends on the enviro
 @pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                               args=["--headless", "--no-sandbox", "--disable-gpu",
-                                     "--disable-background-networking"])
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         try:
             yield b
         finally:

@@ -23,9 +23,24 @@ def _image(path) -> np.ndarray:
 
 def test_api_names(client):
     names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
-    assert {"/classify", "/classify_trees", "/classify_affinity", "/classify_tree", "/segment", "/segment_affinity", "/segment_tree",
-            "/generate", "/token_tree", "/pixel_tree", "/zoo", "/classify_scans", "/classify_export",
-            "/segment_scans", "/segment_export", "/erf"} <= names
+    assert {
+        "/classify",
+        "/classify_trees",
+        "/classify_affinity",
+        "/classify_tree",
+        "/segment",
+        "/segment_affinity",
+        "/segment_tree",
+        "/generate",
+        "/token_tree",
+        "/pixel_tree",
+        "/zoo",
+        "/classify_scans",
+        "/classify_export",
+        "/segment_scans",
+        "/segment_export",
+        "/erf",
+    } <= names
 
 
 def test_classify_bundled_model_with_tree_and_affinity(client):
@@ -35,8 +50,9 @@ def test_classify_bundled_model_with_tree_and_affinity(client):
     assert conf == sorted(conf, reverse=True) and 0 < sum(conf) <= 1 + 1e-6
     assert "ms" in info
     # the trees: a second, unbatched step (the UI chains it after the labels)
-    stage, block, row, col = client.predict(handle_file(fashion_examples()[0]), "grootv-nano-fmnist",
-                                            api_name="/classify_trees")
+    stage, block, row, col = client.predict(
+        handle_file(fashion_examples()[0]), "grootv-nano-fmnist", api_name="/classify_trees"
+    )
     assert stage["value"] == 0 and block["value"] == 0  # dropdown updates: choices filled
     assert stage["choices"][0][0] == "stage 1 · 7x7"
     assert (row, col) == (3, 3)  # the centre of the first stage's 7x7 grid
@@ -63,8 +79,7 @@ def test_classify_photo_rgba_and_16bit(client, tmp_path):
 
 def test_classify_huge_image_is_downscaled_with_a_note(client, tmp_path):
     Image.new("RGB", (5000, 300), (10, 200, 30)).save(tmp_path / "wide.png")
-    info = client.predict(handle_file(str(tmp_path / "wide.png")), "grootv-nano-fmnist",
-                          api_name="/classify")[1]
+    info = client.predict(handle_file(str(tmp_path / "wide.png")), "grootv-nano-fmnist", api_name="/classify")[1]
     assert "downscaled" in info and "2048" in info
 
 
@@ -85,8 +100,10 @@ def test_classify_without_image_or_with_wrong_model(client):
     assert "no image" in client.predict(None, "grootv-nano-fmnist", api_name="/classify")[1]
     info = client.predict(handle_file(fashion_examples()[0]), "grootv-nano-scenes", api_name="/classify")[1]
     assert "segmentation model" in info
-    assert "unknown" in client.predict(handle_file(fashion_examples()[0]), "no-such-model",
-                                       api_name="/classify")[1].lower()
+    assert (
+        "unknown"
+        in client.predict(handle_file(fashion_examples()[0]), "no-such-model", api_name="/classify")[1].lower()
+    )
     with pytest.raises(Exception, match="no image"):
         client.predict(None, "grootv-nano-fmnist", api_name="/classify_trees")
 
@@ -105,11 +122,14 @@ def test_classify_batch_answers_each_request_alone(demo_url, tmp_path):
     jobs = [(fashion_examples()[i % 10], "grootv-nano-fmnist") for i in range(10)]
     jobs += [(str(bad), "grootv-nano-fmnist"), (fashion_examples()[0], "grootv-nano-scenes")]
     clients = [gradio_client.Client(demo_url, verbose=False) for _ in range(4)]
-    alone = {img: clients[0].predict(handle_file(img), "grootv-nano-fmnist", api_name="/classify")[0]
-             for img, _ in jobs[:10]}
+    alone = {
+        img: clients[0].predict(handle_file(img), "grootv-nano-fmnist", api_name="/classify")[0] for img, _ in jobs[:10]
+    }
     with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
-        futures = [pool.submit(clients[k % len(clients)].predict, handle_file(img), name, api_name="/classify")
-                   for k, (img, name) in enumerate(jobs)]
+        futures = [
+            pool.submit(clients[k % len(clients)].predict, handle_file(img), name, api_name="/classify")
+            for k, (img, name) in enumerate(jobs)
+        ]
         answers = [f.result(timeout=120) for f in futures]
     for (img, name), (labels, info) in zip(jobs, answers):
         if img == str(bad) or name != "grootv-nano-fmnist":
@@ -131,7 +151,8 @@ def test_affinity_outside_the_grid_is_an_error(client):
 
 def test_segment_mask_legend_tree(client):
     mask, legend, info, stage, block, row, col = client.predict(
-        handle_file(scene_examples()[0]), "grootv-nano-scenes", 0.5, api_name="/segment")
+        handle_file(scene_examples()[0]), "grootv-nano-scenes", 0.5, api_name="/segment"
+    )
     assert _image(mask).shape[:2] == (448, 448)
     assert "legend-swatch" in legend and "%" in legend
     assert stage["choices"][0][0] == "stage 1 · 24x24" and (row, col) == (12, 12)
@@ -160,8 +181,9 @@ def test_generate_streams_text_and_token_tree(client):
     assert again[0] == text
 
 
-@pytest.mark.parametrize("prompt, match", [("", "empty"), ("   ", "empty"), ("x" * 1100, "limit is 1,?024"),
-                                           ("é" * 1000, "limit is 1,?024")])
+@pytest.mark.parametrize(
+    "prompt, match", [("", "empty"), ("   ", "empty"), ("x" * 1100, "limit is 1,?024"), ("é" * 1000, "limit is 1,?024")]
+)
 def test_generate_bad_prompts(client, prompt, match):
     with pytest.raises(Exception, match=match):
         client.predict(prompt, "grootl-nano-fortunes", 8, 0.7, 40, 0.95, 0, api_name="/generate")
@@ -183,10 +205,13 @@ def test_zoo_lists_every_model_and_offline_state(client):
     assert offline["grootv-nano-fmnist"] == "yes" and offline["grootv-t"] == "no"
 
 
-@pytest.mark.parametrize("tab, image, model, grid", [
-    ("classify", fashion_examples()[2], "grootv-nano-fmnist", (7, 7)),
-    ("segment", scene_examples()[0], "grootv-nano-scenes", (24, 24)),
-])
+@pytest.mark.parametrize(
+    "tab, image, model, grid",
+    [
+        ("classify", fashion_examples()[2], "grootv-nano-fmnist", (7, 7)),
+        ("segment", scene_examples()[0], "grootv-nano-scenes", (24, 24)),
+    ],
+)
 def test_scans_side_by_side_and_tree_export(client, tab, image, model, grid):
     import json
     from pathlib import Path
@@ -208,8 +233,9 @@ def test_scans_side_by_side_and_tree_export(client, tab, image, model, grid):
 
 
 def test_segment_with_flip(client):
-    mask, legend, info, *_ = client.predict(handle_file(scene_examples()[0]), "grootv-nano-scenes", 0.5, True,
-                                            api_name="/segment")
+    mask, legend, info, *_ = client.predict(
+        handle_file(scene_examples()[0]), "grootv-nano-scenes", 0.5, True, api_name="/segment"
+    )
     assert _image(mask).shape[:2] == (448, 448) and "two forward passes" in info
 
 

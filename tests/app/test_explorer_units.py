@@ -49,7 +49,7 @@ def test_generation_updates_are_coalesced_by_time(cache):
 def test_generation_rate_is_the_model_decode_rate_not_the_consumers(cache):
     stream = generate(cache, "Love is", LM, 20, 0.0, 0, 1.0, 0, update_interval=0.0)
     start = time.perf_counter()
-    for text, stats, _ in stream:
+    for _text, stats, _ in stream:  # noqa: B007 - the last stats are read below
         time.sleep(0.05)  # a slow consumer (a busy server sending each update)
     wall = time.perf_counter() - start
     count = int(stats.split(" new tokens")[0])

@@ -64,11 +64,14 @@ def test_bad_payloads_in_a_batch_fail_only_themselves(demo_url, tmp_path):
         assert kind == "ok" and value[0]["confidences"], (i, value)
 
 
-@pytest.mark.parametrize("api, data", [
-    ("/pixel_tree", [12345, 32, "l2", "depth"]),
-    ("/pixel_tree", [file_data("/etc/hostname"), 32, "l2", "depth"]),
-    ("/segment", [{"path": 5}, "grootv-nano-scenes", 0.5, False]),
-])
+@pytest.mark.parametrize(
+    "api, data",
+    [
+        ("/pixel_tree", [12345, 32, "l2", "depth"]),
+        ("/pixel_tree", [file_data("/etc/hostname"), 32, "l2", "depth"]),
+        ("/segment", [{"path": 5}, "grootv-nano-scenes", 0.5, False]),
+    ],
+)
 def test_unbatched_bad_payloads_get_their_message(demo_url, api, data):
     with RestClient(demo_url, timeout=60) as c, pytest.raises(GradioError) as err:
         c.predict(api, data)
@@ -81,8 +84,10 @@ def test_image_bombs_are_refused_from_the_header(demo_url, tmp_path):
     png_bomb(bomb, 13_300)
     with RestClient(demo_url, timeout=60) as c:
         image = c.upload(bomb)
-        for api, data in [("/pixel_tree", [image, 32, "l2", "depth"]),
-                          ("/segment", [image, "grootv-nano-scenes", 0.5, False])]:
+        for api, data in [
+            ("/pixel_tree", [image, 32, "l2", "depth"]),
+            ("/segment", [image, "grootv-nano-scenes", 0.5, False]),
+        ]:
             with pytest.raises(GradioError, match="13300x13300 = 176.9 megapixels; the limit is 50 megapixels"):
                 c.predict(api, data)
         import base64  # the same file inline: Gradio would decode a data: URL itself
@@ -91,8 +96,9 @@ def test_image_bombs_are_refused_from_the_header(demo_url, tmp_path):
         with pytest.raises(GradioError, match="megapixels"):
             c.predict("/pixel_tree", [{"url": url, "meta": {"_type": "gradio.FileData"}}, 32, "l2", "depth"])
         small = "data:image/png;base64," + base64.b64encode(Path(fashion_examples()[0]).read_bytes()).decode()
-        picture, note = c.predict("/pixel_tree", [{"url": small, "meta": {"_type": "gradio.FileData"}}, 16, "l2",
-                                                  "depth"])
+        picture, note = c.predict(
+            "/pixel_tree", [{"url": small, "meta": {"_type": "gradio.FileData"}}, 16, "l2", "depth"]
+        )
         assert picture and "grid" in note
 
 
@@ -104,13 +110,16 @@ def test_uploads_above_the_limit_are_refused(demo_url, tmp_path):
         c.upload(big)
 
 
-@pytest.mark.parametrize("args, match", [
-    ((8, math.nan, 40, 0.95, 0), "Temperature must be a finite number"),
-    ((8, 0.7, 40, math.nan, 0), "Top-p must be a finite number"),
-    ((8, 0.7, 40, 0.95, 2 ** 70), r"Seed must lie in \[0, 18446744073709551615\]"),
-    ((8, 0.7, 40, 0.95, math.nan), "NaN"),
-    ((math.inf, 0.7, 40, 0.95, 0), "greater than maximum value 512"),  # Gradio's own slider check
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((8, math.nan, 40, 0.95, 0), "Temperature must be a finite number"),
+        ((8, 0.7, 40, math.nan, 0), "Top-p must be a finite number"),
+        ((8, 0.7, 40, 0.95, 2**70), r"Seed must lie in \[0, 18446744073709551615\]"),
+        ((8, 0.7, 40, 0.95, math.nan), "NaN"),
+        ((math.inf, 0.7, 40, 0.95, 0), "greater than maximum value 512"),  # Gradio's own slider check
+    ],
+)
 def test_generate_refuses_bad_sampling_values_by_name(demo_url, args, match):
     with RestClient(demo_url, timeout=60) as c, pytest.raises(GradioError, match=match):
         c.predict("/generate", ["A fortune:", "grootl-nano-fortunes", *args])
@@ -118,7 +127,7 @@ def test_generate_refuses_bad_sampling_values_by_name(demo_url, args, match):
 
 def test_the_largest_seed_and_nucleus_sampling_still_work(demo_url):
     with RestClient(demo_url, timeout=60) as c:
-        _, stats, *_ = c.predict("/generate", ["A fortune:", "grootl-nano-fortunes", 4, 0.7, 40, 0.5, 2 ** 64 - 1])
+        _, stats, *_ = c.predict("/generate", ["A fortune:", "grootl-nano-fortunes", 4, 0.7, 40, 0.5, 2**64 - 1])
         assert "4 new tokens" in stats
 
 

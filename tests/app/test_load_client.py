@@ -11,8 +11,8 @@ import pytest
 from app.examples import fashion_examples
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from gradio_rest import GradioError, RestClient  # noqa: E402
 import load  # noqa: E402
+from gradio_rest import GradioError, RestClient  # noqa: E402
 
 
 def test_rest_client_classify_generate_and_errors(demo_url, tmp_path):
@@ -21,8 +21,10 @@ def test_rest_client_classify_generate_and_errors(demo_url, tmp_path):
         assert labels["label"] == "Ankle boot" and "ms (forward pass" in info
         updates = []
         text, stats, *_ = client.predict(
-            "/generate", ["A fortune:", "grootl-nano-fortunes", 6, 0.0, 40, 0.95, 0],
-            on_update=lambda t, value: updates.append(value))
+            "/generate",
+            ["A fortune:", "grootl-nano-fortunes", 6, 0.0, 40, 0.95, 0],
+            on_update=lambda t, value: updates.append(value),
+        )
         assert isinstance(text, str) and "6 new tokens" in stats
         assert updates and all(isinstance(u, list) for u in updates)  # streamed as it decodes
         with pytest.raises(GradioError, match="prompt is empty"):  # a gr.Error's message

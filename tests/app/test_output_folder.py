@@ -28,8 +28,10 @@ def test_folders_of_dead_processes_are_removed(tmp_path):
 
 
 def test_the_folder_is_removed_when_the_process_exits(tmp_path):
-    code = ("import numpy as np; from app.outputs import png, output_folder; "
-            "p = png(np.zeros((4, 4, 3), np.uint8)); print(output_folder())")
+    code = (
+        "import numpy as np; from app.outputs import png, output_folder; "
+        "p = png(np.zeros((4, 4, 3), np.uint8)); print(output_folder())"
+    )
     env = dict(os.environ, TMPDIR=str(tmp_path))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -45,10 +47,12 @@ def test_png_writes_into_this_process_folder():
 
 
 def test_sigterm_becomes_keyboard_interrupt():
-    code = ("import os, signal, time; from app.shutdown import stop_on_sigterm\n"
-            "assert stop_on_sigterm()\n"
-            "try:\n    os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)\n"
-            "except KeyboardInterrupt:\n    print('interrupted')\n")
+    code = (
+        "import os, signal, time; from app.shutdown import stop_on_sigterm\n"
+        "assert stop_on_sigterm()\n"
+        "try:\n    os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)\n"
+        "except KeyboardInterrupt:\n    print('interrupted')\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "interrupted", done.stderr
     previous = signal.getsignal(signal.SIGTERM)

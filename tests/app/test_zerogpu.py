@@ -40,6 +40,7 @@ class FakeSpaces(types.ModuleType):
         self.wrapped.append((getattr(fn, "__name__", "?"), duration))
         spaces = self
         if inspect.isgeneratorfunction(fn):
+
             @functools.wraps(fn)
             def gen(*args, **kwargs):
                 spaces.depth += 1
@@ -47,6 +48,7 @@ class FakeSpaces(types.ModuleType):
                     yield from fn(*args, **kwargs)
                 finally:
                     spaces.depth -= 1
+
             return gen
 
         @functools.wraps(fn)
@@ -56,6 +58,7 @@ class FakeSpaces(types.ModuleType):
                 return fn(*args, **kwargs)
             finally:
                 spaces.depth -= 1
+
         return call
 
 
@@ -142,13 +145,17 @@ def _event(demo, key):
 def test_every_event_is_listed_as_gpu_or_cpu_work():
     keys = {event_key(f) for f in build_demo(ModelCache(1, "cpu")).fns.values() if f.fn is not None}
     assert not set(GPU_EVENTS) & CPU_EVENTS
-    assert keys <= set(GPU_EVENTS) | CPU_EVENTS, f"new events without a ZeroGPU decision: {keys - set(GPU_EVENTS) - CPU_EVENTS}"
+    assert keys <= set(GPU_EVENTS) | CPU_EVENTS, (
+        f"new events without a ZeroGPU decision: {keys - set(GPU_EVENTS) - CPU_EVENTS}"
+    )
     assert set(GPU_EVENTS) <= keys  # no stale names
 
 
 def test_start_up_wraps_gpu_events_and_prepares_the_op_inside(started, zero_gpu):
     wrapped = {name for name, _ in zero_gpu.wrapped}
-    assert {event_key(f) for f in started.fns.values() if f.fn is not None and f.fn.__name__ in wrapped} >= set(GPU_EVENTS)
+    assert {event_key(f) for f in started.fns.values() if f.fn is not None and f.fn.__name__ in wrapped} >= set(
+        GPU_EVENTS
+    )
     for f in started.fns.values():
         if f.fn is not None and event_key(f) in CPU_EVENTS:
             assert not hasattr(f.fn, "__wrapped__"), event_key(f)  # CPU work costs no GPU time

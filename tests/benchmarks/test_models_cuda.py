@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from grootvl_core import ops
-from grootvl_core.models import GrootV
-from grootvl_core.models import tree_ssm
+from grootvl_core.models import GrootV, tree_ssm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import models_cuda  # noqa: E402

@@ -28,9 +28,25 @@ def test_png_bomb_is_small_and_huge(tmp_path):
 def test_small_soak_meets_every_target(tmp_path, capsys):
     report_path = tmp_path / "soak.json"
     # 8 sessions x 5 requests; about 30 % hostile; 1,000-character prompts for /generate
-    status = soak.main(["--sessions", "8", "--requests", "5", "--clients", "2", "--hostile", "0.3",
-                        "--duration", "240", "--work-dir", str(tmp_path / "work"), "--json", str(report_path),
-                        "--strict"])
+    status = soak.main(
+        [
+            "--sessions",
+            "8",
+            "--requests",
+            "5",
+            "--clients",
+            "2",
+            "--hostile",
+            "0.3",
+            "--duration",
+            "240",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--json",
+            str(report_path),
+            "--strict",
+        ]
+    )
     out = capsys.readouterr().out
     report = json.loads(report_path.read_text())
     s = report["summary"]

@@ -10,10 +10,13 @@ import pytest
 
 from grootvl_core.data import fashion_mnist, fortunes, scenes
 
-needs_fmnist = pytest.mark.skipif(not (fashion_mnist.default_root() / "t10k-labels-idx1-ubyte.gz").exists(),
-                                  reason="Debian package dataset-fashion-mnist not installed")
-needs_fortunes = pytest.mark.skipif(not fortunes.default_root().is_dir(),
-                                    reason="Debian package fortunes not installed")
+needs_fmnist = pytest.mark.skipif(
+    not (fashion_mnist.default_root() / "t10k-labels-idx1-ubyte.gz").exists(),
+    reason="Debian package dataset-fashion-mnist not installed",
+)
+needs_fortunes = pytest.mark.skipif(
+    not fortunes.default_root().is_dir(), reason="Debian package fortunes not installed"
+)
 
 
 def _write_idx(path: Path, arr: np.ndarray, magic: int, compress: bool = True):
@@ -68,8 +71,9 @@ def test_scenes_are_deterministic_and_never_mix_splits(tiny_fmnist):
     b = scenes.FashionScenes("train", 20, size=64, seed=3, root=tiny_fmnist)
     c = scenes.FashionScenes("train", 20, size=64, seed=4, root=tiny_fmnist)
     t = scenes.FashionScenes("test", 20, size=64, seed=3, root=tiny_fmnist)
-    same = [np.array_equal(a.scene(i)[0], b.scene(i)[0]) and np.array_equal(a.scene(i)[1], b.scene(i)[1])
-            for i in range(20)]
+    same = [
+        np.array_equal(a.scene(i)[0], b.scene(i)[0]) and np.array_equal(a.scene(i)[1], b.scene(i)[1]) for i in range(20)
+    ]
     assert all(same)
     assert any(not np.array_equal(a.scene(i)[0], c.scene(i)[0]) for i in range(20))
     # the pools are the splits' own images
@@ -107,10 +111,10 @@ def test_silhouette_fills_enclosed_dark_patterns_but_not_the_outside():
     from grootvl_core.data.scenes import silhouette
 
     item = np.zeros((28, 28), np.uint8)
-    item[4:24, 4:24] = 200          # a garment ...
-    item[10:16, 10:16] = 0          # ... with a dark pattern inside
+    item[4:24, 4:24] = 200  # a garment ...
+    item[10:16, 10:16] = 0  # ... with a dark pattern inside
     sil = silhouette(item)
-    assert sil[4:24, 4:24].all()    # the pattern belongs to the garment
+    assert sil[4:24, 4:24].all()  # the pattern belongs to the garment
     assert not sil[:3].any() and not sil[:, :3].any() and not sil[25:].any()
 
 

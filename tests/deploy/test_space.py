@@ -93,8 +93,9 @@ def _call_every_endpoint(url: str) -> set[str]:
     assert tree and raster and "raster chain" in reading
     png_path, json_path = call("/classify_export", 0, 0, "depth")
     assert Path(png_path).is_file() and json.loads(Path(json_path).read_text())["grid"]["height"] == 7
-    overlay, legend, seg_info, *_ = call("/segment", handle_file(str(scene_examples()[0])), "grootv-nano-scenes", 0.5,
-                                         False)
+    overlay, legend, seg_info, *_ = call(
+        "/segment", handle_file(str(scene_examples()[0])), "grootv-nano-scenes", 0.5, False
+    )
     assert overlay and "ms" in seg_info
     assert call("/segment_tree", 0, 0, "depth") and call("/segment_affinity", 0, 0, 1, 2)
     assert "raster chain" in call("/segment_scans", 0, 0, 1, 2)[2]
@@ -125,8 +126,22 @@ def test_space_folder_builds_and_serves_as_a_space_would(tmp_path):
     alone.mkdir()
     shutil.copy(space / "requirements.txt", alone)
     env = isolated_env()
-    report = run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--report", "report.json",
-                  "-r", "requirements.txt"], cwd=alone, env=env)
+    report = run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-index",
+            "--report",
+            "report.json",
+            "-r",
+            "requirements.txt",
+        ],
+        cwd=alone,
+        env=env,
+    )
     assert "ERROR" not in report.stderr
     assert json.loads((alone / "report.json").read_text())["install"] == []  # all of it is installed here
     lines = [ln for ln in (space / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")]
@@ -136,13 +151,21 @@ def test_space_folder_builds_and_serves_as_a_space_would(tmp_path):
             run(["dpkg", "-s", pkg], cwd=alone, env=env)
 
     # 2. the rest is copied in and app.py starts, offline, from the Space folder alone
-    where = run([sys.executable, "-c", "import grootvl_core, app; print(grootvl_core.__file__); print(app.__file__)"],
-                cwd=space, env=env).stdout.split()
+    where = run(
+        [sys.executable, "-c", "import grootvl_core, app; print(grootvl_core.__file__); print(app.__file__)"],
+        cwd=space,
+        env=env,
+    ).stdout.split()
     assert all(Path(p).is_relative_to(space) for p in where), where
     port = _free_port()
     log = open(tmp_path / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=space, stdout=log,
-                            stderr=subprocess.STDOUT, env=isolated_env(GRADIO_SERVER_NAME="127.0.0.1"))
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port)],
+        cwd=space,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=isolated_env(GRADIO_SERVER_NAME="127.0.0.1"),
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         ready_s = _wait_ready(proc, url, limit_s=600)

@@ -41,8 +41,23 @@ def test_wheel_installs_anywhere_with_native_sources_and_bundled_models(tmp_path
     build.build_native()  # the checkout's build, which the installed copy of the same sources must reuse
     src = copy_checkout(tmp_path / "src")
     env = isolated_env()
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-         "-w", str(tmp_path / "dist"), str(src)], cwd=tmp_path, env=env)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
     (wheel,) = (tmp_path / "dist").glob("grootvl-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "grootvl_core/_csrc/bindings.cpp" in names and "grootvl_core/_csrc/cuda/scan_full.cu" in names
@@ -52,12 +67,19 @@ def test_wheel_installs_anywhere_with_native_sources_and_bundled_models(tmp_path
         assert f"grootvl_core/_checkpoints/{folder}/model.safetensors" in names
 
     target = tmp_path / "target"
-    run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(target),
-         str(wheel)], cwd=tmp_path, env=env)
+    run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(target), str(wheel)],
+        cwd=tmp_path,
+        env=env,
+    )
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    out = run([sys.executable, "-c", CHECK], cwd=outside, env=isolated_env(PYTHONPATH=str(target), GROOTVL_OPS="native"),
-              timeout=900)
+    out = run(
+        [sys.executable, "-c", CHECK],
+        cwd=outside,
+        env=isolated_env(PYTHONPATH=str(target), GROOTVL_OPS="native"),
+        timeout=900,
+    )
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["package"].startswith(str(target)), info["package"]
     assert info["csrc"].startswith(str(target)), info["csrc"]

@@ -112,7 +112,7 @@ def published_mixer(mixer, hidden: torch.Tensor, context: int | None, scale: flo
     a = -torch.exp(mixer.A_log.float())
     abar = torch.exp(a[None, :, None, :] * delta[:, :, :, None])  # (1, D, L, N)
     bu = delta[:, :, :, None] * bm[:, None] * u[:, :, :, None]
-    feat = bu.permute(0, 1, 3, 2).reshape(1, d * n, length)[0]    # (DN, L)
+    feat = bu.permute(0, 1, 3, 2).reshape(1, d * n, length)[0]  # (DN, L)
     wgt = abar.permute(0, 1, 3, 2).reshape(1, d * n, length)[0]
     feat_f = torch.flip(feat, [1])
     wgt_f = torch.roll(torch.flip(wgt, [1]), 1, 1)
@@ -177,8 +177,10 @@ def test_mamba_130m_state_dict_keys_and_count():
     sd = model.state_dict()
     assert len(sd) == 243
     shapes = {
-        "backbone.embeddings.weight": (50280, 768), "backbone.layers.0.norm.weight": (768,),
-        "backbone.layers.23.mixer.A_log": (1536, 16), "backbone.layers.5.mixer.D": (1536,),
+        "backbone.embeddings.weight": (50280, 768),
+        "backbone.layers.0.norm.weight": (768,),
+        "backbone.layers.23.mixer.A_log": (1536, 16),
+        "backbone.layers.5.mixer.D": (1536,),
         "backbone.layers.0.mixer.conv1d.weight": (1536, 1, 4),
         "backbone.layers.0.mixer.conv1d.bias": (1536,),
         "backbone.layers.0.mixer.in_proj.weight": (3072, 768),
@@ -186,7 +188,8 @@ def test_mamba_130m_state_dict_keys_and_count():
         "backbone.layers.0.mixer.dt_proj.weight": (1536, 48),
         "backbone.layers.0.mixer.dt_proj.bias": (1536,),
         "backbone.layers.0.mixer.out_proj.weight": (768, 1536),
-        "backbone.norm_f.weight": (768,), "lm_head.weight": (50280, 768),
+        "backbone.norm_f.weight": (768,),
+        "lm_head.weight": (50280, 768),
     }
     for k, s in shapes.items():
         assert tuple(sd[k].shape) == s, k
@@ -195,9 +198,18 @@ def test_mamba_130m_state_dict_keys_and_count():
 
 
 def test_config_reads_hf_config_json_and_round_trips():
-    hf = {"architectures": ["MambaForCausalLM"], "model_type": "mamba", "hidden_size": 64,
-          "num_hidden_layers": 3, "vocab_size": 123, "state_size": 4, "time_step_rank": 5,
-          "intermediate_size": 100, "fused_add_norm": True, "torch_dtype": "float32"}
+    hf = {
+        "architectures": ["MambaForCausalLM"],
+        "model_type": "mamba",
+        "hidden_size": 64,
+        "num_hidden_layers": 3,
+        "vocab_size": 123,
+        "state_size": 4,
+        "time_step_rank": 5,
+        "intermediate_size": 100,
+        "fused_add_norm": True,
+        "torch_dtype": "float32",
+    }
     cfg = GrootLConfig.from_dict(hf, tree_scale=0.0)
     assert (cfg.hidden_size, cfg.intermediate_size, cfg.time_step_rank, cfg.tree_scale) == (64, 100, 5, 0.0)
     assert cfg.extra["fused_add_norm"] is True
@@ -274,18 +286,16 @@ def test_short_context_is_chain_scaled_by_one_plus_tree_scale(context):
     n, r = model.config.state_size, model.config.time_step_rank
     for layer in plain.backbone.layers:
         layer.mixer.tree_scale = 0.0
-        layer.mixer.x_proj.weight[r + n:] *= 1.3  # C rows: y = C.(1.3 h) + D u
+        layer.mixer.x_proj.weight[r + n :] *= 1.3  # C rows: y = C.(1.3 h) + D u
     ids = torch.randint(0, VOCAB, (1, 7))
-    torch.testing.assert_close(model(ids, context_lengths=[context]).logits, plain(ids).logits,
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(model(ids, context_lengths=[context]).logits, plain(ids).logits, rtol=1e-4, atol=1e-4)
 
 
 @torch.no_grad()
 def test_context_longer_than_sequence_is_clamped():
     model = tiny_model()
     ids = torch.randint(0, VOCAB, (2, 8))
-    torch.testing.assert_close(model(ids, context_lengths=[50, 8]).logits,
-                               model(ids, context_lengths=8).logits)
+    torch.testing.assert_close(model(ids, context_lengths=[50, 8]).logits, model(ids, context_lengths=8).logits)
     with pytest.raises(ValueError, match="one value per sample"):
         model(ids, context_lengths=[3])
     with pytest.raises(ValueError, match=">= 0"):
@@ -321,8 +331,7 @@ def test_labels_give_context_and_loss_with_gradients():
     with torch.no_grad():
         ref = model(ids, context_lengths=[5, 3])
     torch.testing.assert_close(out.logits, ref.logits)
-    want = F.cross_entropy(ref.logits[:, :-1].reshape(-1, VOCAB), labels[:, 1:].reshape(-1),
-                           ignore_index=-100)
+    want = F.cross_entropy(ref.logits[:, :-1].reshape(-1, VOCAB), labels[:, 1:].reshape(-1), ignore_index=-100)
     torch.testing.assert_close(out.loss, want)
     out.loss.backward()
     mixer = model.backbone.layers[0].mixer
@@ -361,8 +370,7 @@ def test_cache_is_preallocated_updated_in_place_and_resettable():
     cfg = model.config
     assert isinstance(cache, GrootLCache)
     assert cache.conv_states[0].shape == (1, cfg.intermediate_size, cfg.conv_kernel)
-    assert cache.ssm_states[1].shape == cache.tree_states[1].shape == (1, cfg.intermediate_size,
-                                                                        cfg.state_size)
+    assert cache.ssm_states[1].shape == cache.tree_states[1].shape == (1, cfg.intermediate_size, cfg.state_size)
     ptrs = [t.data_ptr() for t in (*cache.conv_states, *cache.ssm_states, *cache.tree_states)]
     with pytest.raises(RuntimeError, match="prefill"):
         model.step(torch.tensor([1]), cache)
@@ -462,13 +470,11 @@ def test_wrong_vocab_and_key_mismatches_fail_clearly(tmp_path):
 def test_checkpoint_filter_fn_is_idempotent():
     model = tiny_model()
     sd = model.state_dict()
-    old = {("backbone.embedding.weight" if k == "backbone.embeddings.weight" else k): v
-           for k, v in sd.items()}
+    old = {("backbone.embedding.weight" if k == "backbone.embeddings.weight" else k): v for k, v in sd.items()}
     once = checkpoint_filter_fn({"model": old})
     assert set(once) == set(sd)
     assert checkpoint_filter_fn(once) == once
-    assert math.isclose(float(once["backbone.embeddings.weight"].sum()),
-                        float(sd["backbone.embeddings.weight"].sum()))
+    assert math.isclose(float(once["backbone.embeddings.weight"].sum()), float(sd["backbone.embeddings.weight"].sum()))
 
 
 def test_mamba_lm_defaults_to_plain_and_factories(tmp_path):
@@ -516,8 +522,9 @@ def test_push_to_hub_uploads_the_saved_folder(monkeypatch):
     model = tiny_model()
     assert model.push_to_hub("me/tiny-grootl", token="t") == "commit-info"
     assert calls["create"] == ("me/tiny-grootl", True, "model") and calls["token"] == "t"
-    assert {"config.json", "model.safetensors"} <= set(calls["files"]) <= {"config.json", "model.safetensors",
-                                                                             "README.md"}
+    assert (
+        {"config.json", "model.safetensors"} <= set(calls["files"]) <= {"config.json", "model.safetensors", "README.md"}
+    )
     assert calls["config"]["tree_scale"] == 0.3 and calls["config"]["architectures"] == ["MambaForCausalLM"]
 
 
@@ -534,8 +541,9 @@ def test_factorised_cosines_equal_the_full_feature_cosines():
     for f, c in zip(full, fact):
         torch.testing.assert_close(c, f, rtol=1e-5, atol=1e-6)
     ctx = [12, 9]
-    assert all(torch.equal(t1, t2) for t1, t2 in zip(feature_tree(feature, ctx),
-                                                     feature_tree(feature, ctx, factors=(x, b))))
+    assert all(
+        torch.equal(t1, t2) for t1, t2 in zip(feature_tree(feature, ctx), feature_tree(feature, ctx, factors=(x, b)))
+    )
 
 
 @pytest.mark.parametrize("tree_scale", [0.0, 0.3])
@@ -543,6 +551,7 @@ def test_training_after_an_inference_mode_call_of_the_same_shape(tree_scale):
     """The chain and band-graph tensors are cached across calls; one made under
     ``torch.inference_mode`` (the app's generation) must not break a later backward pass."""
     from grootvl_core.models import grootl_tree
+
     grootl_tree._chain_tree_cpu.cache_clear()
     grootl_tree._band_graph_edges_cpu.cache_clear()
     model = tiny_model(tree_scale=tree_scale)

@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from grootvl_core import ops
-from grootvl_core.models import (GrootV, TreeSSM, checkpoint_filter_fn, grootv_base, grootv_small,
-                                 grootv_tiny)
+from grootvl_core.models import GrootV, TreeSSM, checkpoint_filter_fn, grootv_base, grootv_small, grootv_tiny
 from grootvl_core.models import tree_ssm as tree_ssm_module
 
 KEYS_FILE = Path(__file__).parent / "data" / "grootv_tiny_keys.txt"
@@ -61,9 +60,9 @@ def test_tiny_state_dict_equals_appendix_a():
 def test_small_base_state_dict_layout(factory, c):
     sd = _meta(factory).state_dict()
     assert len(sd) == 413
-    r = [math.ceil(c * 2 ** s / 16) for s in range(4)]
+    r = [math.ceil(c * 2**s / 16) for s in range(4)]
     for s in range(4):
-        w = c * 2 ** s
+        w = c * 2**s
         blk = f"levels.{s}.blocks.0.TreeSSM."
         assert sd[blk + "x_proj_weight"].shape == (1, r[s] + 2, 2 * w)
         assert sd[blk + "dt_projs_weight"].shape == (1, 2 * w, r[s])
@@ -90,8 +89,9 @@ def test_small_base_spot_shapes_from_reference_table():
     assert b["conv_head.0.weight"].shape == (1536, 1024, 1, 1)
 
 
-@pytest.mark.parametrize("factory, count", [(grootv_tiny, 29_958_600), (grootv_small, 51_331_624),
-                                            (grootv_base, 90_597_096)])
+@pytest.mark.parametrize(
+    "factory, count", [(grootv_tiny, 29_958_600), (grootv_small, 51_331_624), (grootv_base, 90_597_096)]
+)
 def test_parameter_counts(factory, count):
     assert sum(p.numel() for p in _meta(factory).parameters()) == count
 
@@ -106,7 +106,7 @@ def test_tiny_per_stage_parameter_totals():
     downs = [115_520, 461_440, 1_844_480]
     for s, level in enumerate(m.levels):
         assert n(level.blocks) == blocks[s]
-        assert n(level.norm) == 160 * 2 ** s
+        assert n(level.norm) == 160 * 2**s
         if s < 3:
             assert n(level.downsample) == downs[s]
     assert (n(m.patch_embed), n(m.conv_head), n(m.head)) == (30_240, 616_320, 961_000)
@@ -122,7 +122,7 @@ def test_init_and_eps_follow_reference():
     assert float(delta.min()) >= 1e-3 * 0.999 and float(delta.max()) <= 0.1 * 1.001
     bound = 1 / math.sqrt(160)
     assert float(ssm.x_proj_weight.abs().max()) <= bound
-    assert float(ssm.dt_projs_weight.abs().max()) <= 5 ** -0.5
+    assert float(ssm.dt_projs_weight.abs().max()) <= 5**-0.5
     assert abs(float(ssm.in_proj.weight.std()) - 0.02) < 0.002  # backbone trunc-normal init
     assert m.conv_head[1][0].eps == 1e-5 and m.conv_head[1][0].momentum == 0.1
 
@@ -139,10 +139,8 @@ def test_tiny_stage_shapes_at_64():
         nhwc = m.forward_intermediates(x, output_fmt="NHWC", intermediates_only=True)
         final, nchw = m.forward_intermediates(x)
         logits = m(x)
-    assert [tuple(f.shape) for f in nhwc] == [(1, 16, 16, 80), (1, 8, 8, 160), (1, 4, 4, 320),
-                                             (1, 2, 2, 640)]
-    assert [tuple(f.shape) for f in nchw] == [(1, 80, 16, 16), (1, 160, 8, 8), (1, 320, 4, 4),
-                                             (1, 640, 2, 2)]
+    assert [tuple(f.shape) for f in nhwc] == [(1, 16, 16, 80), (1, 8, 8, 160), (1, 4, 4, 320), (1, 2, 2, 640)]
+    assert [tuple(f.shape) for f in nchw] == [(1, 80, 16, 16), (1, 160, 8, 8), (1, 320, 4, 4), (1, 640, 2, 2)]
     torch.testing.assert_close(nchw[2], nhwc[2].permute(0, 3, 1, 2))
     torch.testing.assert_close(final, nhwc[-1])
     assert logits.shape == (1, 1000) and torch.isfinite(logits).all()
@@ -166,8 +164,7 @@ def test_small_config_and_backward():
     assert out.shape == (2, 10)
     out.square().sum().backward()
     ssm = m.levels[0].blocks[0].TreeSSM
-    for p in (ssm.A_logs, ssm.dt_projs_bias, ssm.x_proj_weight, ssm.h_norm.weight,
-              m.patch_embed.conv1.weight):
+    for p in (ssm.A_logs, ssm.dt_projs_bias, ssm.x_proj_weight, ssm.h_norm.weight, m.patch_embed.conv1.weight):
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
 
 
@@ -209,16 +206,18 @@ def _dense_tree_ssm(ssm: TreeSSM, x: torch.Tensor) -> torch.Tensor:
     dt = torch.einsum("dr,brl->bdl", ssm.dt_projs_weight[0].double(), dbl[:, :r])
     delta = F.softplus(dt + ssm.dt_projs_bias.double().view(1, d, 1))
     abar = torch.exp(-delta * torch.exp(ssm.A_logs.double()))
-    xin = delta * dbl[:, r:r + 1] * u
+    xin = delta * dbl[:, r : r + 1] * u
     outs = []
     for i in range(b):
-        tree = ops.bfs_ref(ops.minimum_spanning_tree_ref(
-            ops.grid_edges(h, w), ops.cosine_edge_weights(u[i:i + 1].float().view(1, d, h, w)),
-            h * w))
+        tree = ops.bfs_ref(
+            ops.minimum_spanning_tree_ref(
+                ops.grid_edges(h, w), ops.cosine_edge_weights(u[i : i + 1].float().view(1, d, h, w)), h * w
+            )
+        )
         order, parent = tree.order[0].tolist(), tree.parent[0].tolist()
         par = {order[k]: order[parent[k]] for k in range(1, h * w)}
 
-        def path_to_root(v):
+        def path_to_root(v, par=par):  # (this tree's parents)
             path = [v]
             while v in par:
                 v = par[v]
@@ -236,7 +235,7 @@ def _dense_tree_ssm(ssm: TreeSSM, x: torch.Tensor) -> torch.Tensor:
         outs.append(torch.einsum("dij,dj->di", m, xin[i]))
     hs = torch.stack(outs).transpose(1, 2)  # (B, L, D)
     hs = F.layer_norm(hs, (d,), ssm.h_norm.weight.double(), ssm.h_norm.bias.double(), 1e-5)
-    y = hs * dbl[:, r + 1:r + 2].transpose(1, 2) + u.transpose(1, 2) * ssm.Ds.double()
+    y = hs * dbl[:, r + 1 : r + 2].transpose(1, 2) + u.transpose(1, 2) * ssm.Ds.double()
     y = F.layer_norm(y, (d,), ssm.out_norm.weight.double(), ssm.out_norm.bias.double(), 1e-5)
     y = y.view(b, h, w, d).float() * z
     return y @ ssm.out_proj.weight.T
@@ -354,8 +353,9 @@ def test_checkpoint_filter_fn_unwraps_and_is_idempotent():
 
 
 def test_hub_mixin_round_trip(tmp_path):
-    m = GrootV(channels=16, depths=[1, 1, 1, 1], num_classes=10, in_chans=1, drop_path_rate=0.0,
-               tree_per_stage=True).eval()
+    m = GrootV(
+        channels=16, depths=[1, 1, 1, 1], num_classes=10, in_chans=1, drop_path_rate=0.0, tree_per_stage=True
+    ).eval()
     m.save_pretrained(tmp_path)
     assert (tmp_path / "config.json").exists() and (tmp_path / "model.safetensors").exists()
     loaded = GrootV.from_pretrained(tmp_path).eval()
@@ -395,10 +395,12 @@ def test_names_do_not_collide_with_timm_models():
 
     for name in OUR_NAMES:
         assert _model_entrypoints[name].__module__ == "grootvl_core.models.grootv"
-        owners = [mod for mod_name, mod in list(sys.modules.items())
-                  if mod_name.startswith("timm.") and mod is not None and hasattr(mod, name)]
-        assert owners == [] or all(getattr(o, name).__module__ == "grootvl_core.models.grootv"
-                                   for o in owners)
+        owners = [
+            mod
+            for mod_name, mod in list(sys.modules.items())
+            if mod_name.startswith("timm.") and mod is not None and hasattr(mod, name)
+        ]
+        assert owners == [] or all(getattr(o, name).__module__ == "grootvl_core.models.grootv" for o in owners)
 
 
 def test_timm_create_model_and_features_only():
@@ -408,8 +410,7 @@ def test_timm_create_model_and_features_only():
     assert f.feature_info.channels() == [16, 32, 64, 128]
     assert f.feature_info.reduction() == [4, 8, 16, 32]
     feats = f(torch.randn(1, 3, 64, 64))
-    assert [tuple(t.shape) for t in feats] == [(1, 16, 16, 16), (1, 32, 8, 8), (1, 64, 4, 4),
-                                              (1, 128, 2, 2)]
+    assert [tuple(t.shape) for t in feats] == [(1, 16, 16, 16), (1, 32, 8, 8), (1, 64, 4, 4), (1, 128, 2, 2)]
     f2 = timm.create_model("test_grootv", features_only=True, out_indices=(1, 2))
     assert [t.shape[1] for t in f2(torch.randn(1, 3, 64, 64))] == [32, 64]
     assert len(f2.model.levels) == 3  # later stages pruned
@@ -421,8 +422,7 @@ def test_timm_pretrained_needs_weights(tmp_path):
     src = timm.create_model("test_grootv")
     path = tmp_path / "ckpt.pth"
     torch.save({"model": {f"module.{k}": v for k, v in src.state_dict().items()}, "epoch": 1}, path)
-    m = timm.create_model("test_grootv", pretrained=True,
-                          pretrained_cfg_overlay=dict(file=str(path)))
+    m = timm.create_model("test_grootv", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     for k, v in src.state_dict().items():
         torch.testing.assert_close(m.state_dict()[k], v)
 
@@ -487,8 +487,9 @@ def test_downsample_cached_channels_last_weight_follows_the_weight():
         torch.testing.assert_close(layer(x), plain())
     layer.double()
     with torch.no_grad():
-        torch.testing.assert_close(layer(x.double()), plain_double := layer.norm(
-            layer.conv(x.double().permute(0, 3, 1, 2).contiguous())))
+        torch.testing.assert_close(
+            layer(x.double()), plain_double := layer.norm(layer.conv(x.double().permute(0, 3, 1, 2).contiguous()))
+        )
         assert plain_double.dtype == torch.float64
     # with autograd the weight gets its gradient as usual
     layer.float().train()
@@ -501,6 +502,7 @@ def test_training_after_an_inference_mode_call_of_the_same_size():
     """Grid edges are cached per size; a cache entry made under ``torch.inference_mode`` (the app)
     must not make a later training step fail."""
     from grootvl_core.ops import graph
+
     graph._grid_edges_cpu.cache_clear()
     model = _small()
     x = torch.randn(1, 3, 64, 64)

@@ -13,8 +13,9 @@ from grootvl_core.ops.reference import tree_scan_ref
 
 def _tiny(tree_scale=0.3):
     torch.manual_seed(0)
-    cfg = GrootLConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, state_size=4, expand=2,
-                       tree_scale=tree_scale)
+    cfg = GrootLConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=2, state_size=4, expand=2, tree_scale=tree_scale
+    )
     return GrootL(cfg).eval()
 
 

@@ -97,9 +97,18 @@ def _random_record(h: int, w: int, d: int, channels: str) -> TreeRecord:
     weights = torch.rand(d, h * w) * 0.9 + 0.05
     if channels == "mean":
         weights = weights.mean(0)
-    return TreeRecord(stage=0, block=0, image=0, height=h, width=w, tree_edges=edges[0].long(),
-                      tree=ops.TreeOrder(*(t[0] for t in tree)), weights=weights,
-                      channels=channels, module_name="x")
+    return TreeRecord(
+        stage=0,
+        block=0,
+        image=0,
+        height=h,
+        width=w,
+        tree_edges=edges[0].long(),
+        tree=ops.TreeOrder(*(t[0] for t in tree)),
+        weights=weights,
+        channels=channels,
+        module_name="x",
+    )
 
 
 @pytest.mark.parametrize("channels", ["mean", "all"])

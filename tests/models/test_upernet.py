@@ -12,8 +12,7 @@ from grootvl_core.models import GrootVSegmenter, grootv_tiny, upernet_grootv_tin
 
 
 def _small(**kwargs) -> GrootVSegmenter:
-    args = dict(channels=16, depths=(1, 1, 1, 1), drop_path_rate=0.0, decoder_channels=32,
-                aux_channels=16)
+    args = dict(channels=16, depths=(1, 1, 1, 1), drop_path_rate=0.0, decoder_channels=32, aux_channels=16)
     return GrootVSegmenter(**dict(args, **kwargs)).eval()
 
 
@@ -41,17 +40,23 @@ def test_slide_inference():
     out = m.predict(x, mode="slide", crop_size=32, stride=24)
     assert out.shape == (1, 3, 48, 80) and torch.isfinite(out).all()
     # one window that covers the image is the whole-image prediction
-    torch.testing.assert_close(m.predict(x, mode="slide", crop_size=(48, 80), stride=16),
-                               m.predict(x))
+    torch.testing.assert_close(m.predict(x, mode="slide", crop_size=(48, 80), stride=16), m.predict(x))
+
     # overlapping windows are averaged: a model that predicts the window's row offset
     class Offsets(GrootVSegmenter):
         def forward(self, img, return_aux=False):
             return img[:, :1].expand(-1, self.num_classes, -1, -1).clone()
 
-    fake = Offsets(channels=16, depths=(1, 1, 1, 1), num_classes=2, class_names=["a", "b"],
-                   palette=[(0, 0, 0)] * 2, decoder_channels=8, auxiliary_head=False)
-    torch.testing.assert_close(fake.predict(x, mode="slide", crop_size=32, stride=24),
-                               x[:, :1].expand(-1, 2, -1, -1))
+    fake = Offsets(
+        channels=16,
+        depths=(1, 1, 1, 1),
+        num_classes=2,
+        class_names=["a", "b"],
+        palette=[(0, 0, 0)] * 2,
+        decoder_channels=8,
+        auxiliary_head=False,
+    )
+    torch.testing.assert_close(fake.predict(x, mode="slide", crop_size=32, stride=24), x[:, :1].expand(-1, 2, -1, -1))
     with pytest.raises(ValueError, match="mode"):
         m.predict(x, mode="tile")
 
@@ -60,9 +65,8 @@ def test_mmseg_key_layout_for_tiny():
     with torch.device("meta"):  # shapes only
         seg, cls = upernet_grootv_tiny(), grootv_tiny()
     sd = seg.state_dict()
-    backbone = {k[len("backbone."):]: v.shape for k, v in sd.items() if k.startswith("backbone.")}
-    classifier = {k: v.shape for k, v in cls.state_dict().items()
-                  if not k.startswith(("conv_head.", "head."))}
+    backbone = {k[len("backbone.") :]: v.shape for k, v in sd.items() if k.startswith("backbone.")}
+    classifier = {k: v.shape for k, v in cls.state_dict().items() if not k.startswith(("conv_head.", "head."))}
     assert backbone == classifier
     expect = {
         "decode_head.conv_seg.weight": (150, 512, 1, 1),
@@ -85,8 +89,7 @@ def test_mmseg_key_layout_for_tiny():
 
 
 def test_config_round_trip(tmp_path):
-    m = _small(num_classes=2, class_names=["bg", "fg"], palette=[(0, 0, 0), (255, 0, 0)],
-               tree_per_stage=True)
+    m = _small(num_classes=2, class_names=["bg", "fg"], palette=[(0, 0, 0), (255, 0, 0)], tree_per_stage=True)
     m.save_pretrained(tmp_path)
     cfg = json.loads((tmp_path / "config.json").read_text())
     assert cfg["class_names"] == ["bg", "fg"] and cfg["palette"] == [[0, 0, 0], [255, 0, 0]]

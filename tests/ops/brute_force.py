@@ -80,7 +80,9 @@ def closed_form(x: torch.Tensor, a: torch.Tensor, edges_per_batch, root: int, mo
 def kruskal(edges: list[tuple[int, int]], weights: list[float], num_vertices: int) -> set[tuple[int, int]]:
     """MST edge set under the total order (float32 weight, edge index), NaN last."""
     w32 = np.asarray(weights, dtype=np.float32)
-    keys = sorted(range(len(edges)), key=lambda e: (bool(np.isnan(w32[e])), 0.0 if np.isnan(w32[e]) else float(w32[e]), e))
+    keys = sorted(
+        range(len(edges)), key=lambda e: (bool(np.isnan(w32[e])), 0.0 if np.isnan(w32[e]) else float(w32[e]), e)
+    )
     uf = list(range(num_vertices))
 
     def find(v):

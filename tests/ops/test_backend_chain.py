@@ -19,8 +19,10 @@ from grootvl_core.ops import reference, selfcheck
 
 backend_mod = importlib.import_module("grootvl_core.ops.backend")
 
-triton_here = pytest.mark.skipif(backend_mod.load_gpu_backend("triton", torch.device("cpu"))[0] is None,
-                                 reason="Triton's interpreter is off (TRITON_INTERPRET unset)")
+triton_here = pytest.mark.skipif(
+    backend_mod.load_gpu_backend("triton", torch.device("cpu"))[0] is None,
+    reason="Triton's interpreter is off (TRITON_INTERPRET unset)",
+)
 
 
 def stand_in(name: str, **broken) -> types.ModuleType:
@@ -33,11 +35,13 @@ def stand_in(name: str, **broken) -> types.ModuleType:
 
 def off_by(fn, k: int, eps: float):
     """``fn`` whose k-th output is nudged by ``eps`` at one entry."""
+
     def wrong(*args):
         out = list(fn(*args))
         out[k] = out[k].clone()
         out[k].view(-1)[-1] += eps
         return tuple(out)
+
     return wrong
 
 
@@ -74,14 +78,17 @@ def test_selfcheck_passes_the_reference_exactly():
     assert "stand-in" in selfcheck.table() and "pass" in selfcheck.table([result])
 
 
-@pytest.mark.parametrize("broken,expect", [
-    ({"scan_full_bwd": off_by(reference.scan_full_bwd, 1, 1e-3)}, "full da"),
-    ({"scan_full_fwd": off_by(reference.scan_full_fwd, 1, 1e-3)}, "full u"),
-    ({"scan_subtree_fwd": lambda *a: reference.scan_subtree_fwd(*a) * (1 + 1e-4)}, "subtree y"),
-    ({"bfs": swapped_bfs}, "bfs"),
-    ({"mst": lambda e, w, v: (reference.mst(e, w, v)[0].flip(1), reference.mst(e, w, v)[1])}, "mst"),
-    ({"scan_full_fwd": no_kernel_image}, "no kernel image"),
-])
+@pytest.mark.parametrize(
+    "broken,expect",
+    [
+        ({"scan_full_bwd": off_by(reference.scan_full_bwd, 1, 1e-3)}, "full da"),
+        ({"scan_full_fwd": off_by(reference.scan_full_fwd, 1, 1e-3)}, "full u"),
+        ({"scan_subtree_fwd": lambda *a: reference.scan_subtree_fwd(*a) * (1 + 1e-4)}, "subtree y"),
+        ({"bfs": swapped_bfs}, "bfs"),
+        ({"mst": lambda e, w, v: (reference.mst(e, w, v)[0].flip(1), reference.mst(e, w, v)[1])}, "mst"),
+        ({"scan_full_fwd": no_kernel_image}, "no kernel image"),
+    ],
+)
 def test_selfcheck_catches_wrong_values_and_errors(broken, expect):
     result = selfcheck.run(stand_in("bad", **broken), "cpu", "bad")
     assert not result.passed
@@ -93,6 +100,7 @@ def test_selfcheck_catches_a_scan_that_mutates_its_inputs():
         y = reference.scan_subtree_fwd(x, a, *rest)
         x.add_(0.5)
         return y
+
     result = selfcheck.run(stand_in("bad", scan_subtree_fwd=mutating), "cpu", "bad")
     assert not result.passed and "mutated" in result.detail
 
@@ -104,9 +112,11 @@ def test_selfcheck_catches_a_scan_that_mutates_its_inputs():
 
 def chain_of(monkeypatch, **mods):
     """Make ``load_gpu_backend`` hand out ``mods`` (name -> module, or a string: why it cannot)."""
+
     def load(name, device):
         m = mods[name]
         return (None, m) if isinstance(m, str) else (m, "")
+
     monkeypatch.setattr(backend_mod, "load_gpu_backend", load)
 
 

@@ -129,16 +129,18 @@ def test_no_third_party_warning_on_a_cpu_only_machine(tmp_path):
         build.build_native()  # built here first, so the child process has nothing to announce
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"native CPU op does not build here: {exc}")
-    env = dict(os.environ, CUDA_HOME=str(tmp_path), CUDA_VISIBLE_DEVICES="", GROOTVL_OPS="native",
-               PYTHONPATH=str(ROOT))
-    code = ("import grootvl_core, grootvl_core.models, grootvl_core.zoo, torch\n"
-            "from grootvl_core import ops\n"
-            "u = torch.randn(1, 4, 3, 3)\n"
-            "_, tree = ops.grid_spanning_tree(u)\n"
-            "y = ops.tree_scan(torch.randn(1, 4, 9), torch.rand(1, 4, 9), tree)\n"
-            "print(ops.backend(torch.device('cpu')))\n")
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
-                         timeout=300)
+    env = dict(os.environ, CUDA_HOME=str(tmp_path), CUDA_VISIBLE_DEVICES="", GROOTVL_OPS="native", PYTHONPATH=str(ROOT))
+    code = (
+        "import grootvl_core, grootvl_core.models, grootvl_core.zoo, torch\n"
+        "from grootvl_core import ops\n"
+        "u = torch.randn(1, 4, 3, 3)\n"
+        "_, tree = ops.grid_spanning_tree(u)\n"
+        "y = ops.tree_scan(torch.randn(1, 4, 9), torch.rand(1, 4, 9), tree)\n"
+        "print(ops.backend(torch.device('cpu')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "cpu"
     assert out.stderr == ""

@@ -32,8 +32,13 @@ DEV = "cuda" if GPU else "cpu"
 
 BACKENDS = [
     pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not GPU, reason="needs a CUDA GPU")]),
-    pytest.param("triton", id="triton", marks=pytest.mark.skipif(
-        not GPU and not backend_mod.triton_interpreted(), reason="no GPU and TRITON_INTERPRET unset")),
+    pytest.param(
+        "triton",
+        id="triton",
+        marks=pytest.mark.skipif(
+            not GPU and not backend_mod.triton_interpreted(), reason="no GPU and TRITON_INTERPRET unset"
+        ),
+    ),
 ]
 
 
@@ -74,7 +79,7 @@ def tree_rows(kind: str, v: int, rng: random.Random) -> list[tuple[int, int]]:
     elif kind == "caterpillar":  # a spine with many leaves: wide levels, repeated parents
         spine = perm[: max(1, v // 4)]
         rows = [(spine[i], spine[i + 1]) for i in range(len(spine) - 1)]
-        rows += [(spine[rng.randrange(len(spine))], w) for w in perm[len(spine):]]
+        rows += [(spine[rng.randrange(len(spine))], w) for w in perm[len(spine) :]]
     else:  # random recursive tree
         rows = [(perm[k], perm[rng.randrange(k)]) for k in range(1, v)]
     rows = [(s, t) if rng.random() < 0.5 else (t, s) for s, t in rows]
@@ -401,8 +406,9 @@ def test_half_inputs(gpu, forced, mode, dtype):
     xh, ah = x.to(DEV, dtype).requires_grad_(), a.to(DEV, dtype).requires_grad_()
     y = ops.tree_scan(xh, ah, tree, mode=mode)
     assert y.dtype == dtype
-    want = ops.tree_scan_ref(xh.detach().float().cpu(), ah.detach().float().cpu(),
-                             ops.TreeOrder(*(t.cpu() for t in tree)), mode=mode)
+    want = ops.tree_scan_ref(
+        xh.detach().float().cpu(), ah.detach().float().cpu(), ops.TreeOrder(*(t.cpu() for t in tree)), mode=mode
+    )
     assert torch.allclose(y.float().cpu(), want, rtol=2e-2, atol=2e-2)
     y.float().sum().backward()
     assert xh.grad.dtype == dtype and ah.grad.dtype == dtype
@@ -488,6 +494,7 @@ def test_triton_tree_and_scans_never_synchronise_with_the_host(gpu, forced):
     feature = torch.randn(2, 8, 9, 7, device=DEV)
     x = torch.randn(2, 5, 63, device=DEV, requires_grad=True)
     a = torch.rand(2, 5, 63, device=DEV, requires_grad=True)
+
     def step():
         _, tree = ops.grid_spanning_tree(feature)
         for mode in ("full", "subtree"):

@@ -138,7 +138,7 @@ def test_scans_on_adversarial_trees(native, kind, dtype):
     else:
         v = 97
         rows = torch.tensor([tree_rows(kind, v, rng), tree_rows(kind, v, rng)])
-        tabs = [tree_tables(rows[b:b + 1], rng.randrange(v)) for b in range(2)]  # random roots
+        tabs = [tree_tables(rows[b : b + 1], rng.randrange(v)) for b in range(2)]  # random roots
         order, parent, depth = (torch.cat(t) for t in zip(*tabs))
     check_all_scans(native, order, parent, depth, d=5, dtype=dtype, seed=11)
 
@@ -422,20 +422,30 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("kind, v, d, batch", [
-    ("grid", 1, 7, 2), ("chain", 13, 1, 2), ("star", 40, 17, 3), ("random", 64, 33, 2),
-    ("grid", 16 * 16, 160, 1), ("random", 300, 5, 1), ("chain", 2, 64, 4)])
+@pytest.mark.parametrize(
+    "kind, v, d, batch",
+    [
+        ("grid", 1, 7, 2),
+        ("chain", 13, 1, 2),
+        ("star", 40, 17, 3),
+        ("random", 64, 33, 2),
+        ("grid", 16 * 16, 160, 1),
+        ("random", 300, 5, 1),
+        ("chain", 2, 64, 4),
+    ],
+)
 @pytest.mark.parametrize("which", ["all", "x_only", "a_only"])
 def test_channels_last_inputs_equal_contiguous(native, dtype, kind, v, d, batch, which):
     """Every native scan on channels-last tensors (all of them, or mixed with contiguous ones)
     equals the contiguous call, forward and backward; outputs keep x's (or grad's) layout."""
     if kind == "grid":
-        side = int(round(v ** 0.5))
+        side = int(round(v**0.5))
         rows = grid_tree_rows(side, v // side, batch, seed=v)
     else:
         rng = random.Random(v * 31 + d)
-        rows = torch.stack([torch.tensor(tree_rows(kind, v, rng), dtype=torch.int64).reshape(-1, 2)
-                            for _ in range(batch)])
+        rows = torch.stack(
+            [torch.tensor(tree_rows(kind, v, rng), dtype=torch.int64).reshape(-1, 2) for _ in range(batch)]
+        )
     order, parent, depth = tree_tables(rows)
     x, a, gy = scan_inputs(batch, d, v, dtype, seed=d + v)
     cl_x = _channels_last(x) if which in ("all", "x_only") else x
@@ -496,8 +506,9 @@ def test_tree_scan_keeps_channels_last_through_autograd(use_native):
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", [(1, 160, 56, 56), (2, 17, 7, 9), (3, 5, 1, 7), (2, 1, 9, 1), (1, 4, 1, 1),
-                                   (2, 640, 14, 14)])
+@pytest.mark.parametrize(
+    "shape", [(1, 160, 56, 56), (2, 17, 7, 9), (3, 5, 1, 7), (2, 1, 9, 1), (1, 4, 1, 1), (2, 640, 14, 14)]
+)
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_grid_cosine_weights_equal_reference(native, shape, channels_last):
     g = torch.Generator().manual_seed(sum(shape))
@@ -560,8 +571,7 @@ def test_ssm_output_checks_its_arguments(native):
     with pytest.raises(RuntimeError, match="u must be"):
         native.ssm_output(h, torch.randn(1, 4, 7), h[..., :1], vec, None, None, 0.0, vec, vec, 1e-5, h)
     with pytest.raises(RuntimeError, match="float32"):
-        native.ssm_output(h.double(), h.double(), h[..., :1].double(), vec, None, None, 0.0, vec, vec, 1e-5,
-                          h.double())
+        native.ssm_output(h.double(), h.double(), h[..., :1].double(), vec, None, None, 0.0, vec, vec, 1e-5, h.double())
     with pytest.raises(RuntimeError, match="both"):
         native.ssm_output(h, h, h[..., :1], vec, vec, None, 1e-5, vec, vec, 1e-5, h)
     with pytest.raises(RuntimeError, match="z's rows must be contiguous"):
@@ -588,8 +598,12 @@ def test_ssm_discretize_equals_reference(native, b, n, d):
 def test_ssm_discretize_softplus_and_exp_over_their_range(native):
     """The kernel's own exp / softplus (csrc/cpu/vec_math.h) against PyTorch's over [-120, 120]
     and the special values: with a = -1, b = u = 1 the outputs are exp(-softplus(x)) and softplus(x)."""
-    x = torch.cat([torch.linspace(-120, 120, 240_001),
-                   torch.tensor([0.0, -0.0, 20.0, 19.9999, 20.0001, 1e-30, -1e-30, 88.0, -87.0])])
+    x = torch.cat(
+        [
+            torch.linspace(-120, 120, 240_001),
+            torch.tensor([0.0, -0.0, 20.0, 19.9999, 20.0001, 1e-30, -1e-30, 88.0, -87.0]),
+        ]
+    )
     x = torch.cat([x, torch.tensor([float("inf"), -float("inf"), float("nan")])])
     n = x.numel()
     ones = torch.ones(1, n, 1)
@@ -650,8 +664,7 @@ def test_grid_spanning_tree_equals_reference_and_single_ops(use_native, h, w, ki
     # the reference MST and BFS on the native kernel's weights (equal vectors give weights that
     # differ from the PyTorch formula's in the last bit, which reorders exact ties)
     weights = ops.cosine_edge_weights(feature)
-    torch.testing.assert_close(weights, reference.grid_cosine_weights(feature), rtol=1e-5, atol=1e-6,
-                               equal_nan=True)
+    torch.testing.assert_close(weights, reference.grid_cosine_weights(feature), rtol=1e-5, atol=1e-6, equal_nan=True)
     want_edges = ops.minimum_spanning_tree_ref(ops.grid_edges(h, w), weights, h * w)
     want = ops.bfs_ref(want_edges, 0)
     for f in (feature, feature.contiguous(memory_format=torch.channels_last), feature.double()):
@@ -672,7 +685,7 @@ def test_grid_spanning_tree_batch_elements_are_independent(use_native):
     feature = torch.randn(4, 8, 12, 10, generator=g)
     edges, order = ops.grid_spanning_tree(feature)
     for b in range(4):
-        e1, o1 = ops.grid_spanning_tree(feature[b:b + 1])
+        e1, o1 = ops.grid_spanning_tree(feature[b : b + 1])
         assert torch.equal(e1[0], edges[b]) and torch.equal(o1.order[0], order.order[b])
 
 
@@ -758,13 +771,17 @@ def test_scan_full_infer_equals_forward(native, layout, h, w, d, batch):
     v = h * w
     _, tree = ops.grid_spanning_tree(torch.randn(batch, 3, h, w, generator=g))
     x, a = torch.randn(batch, v, d, generator=g), torch.rand(batch, v, d, generator=g)
-    x, a = (x.transpose(1, 2), a.transpose(1, 2)) if layout == "channels_last" else \
-        (x.transpose(1, 2).contiguous(), a.transpose(1, 2).contiguous())
+    x, a = (
+        (x.transpose(1, 2), a.transpose(1, 2))
+        if layout == "channels_last"
+        else (x.transpose(1, 2).contiguous(), a.transpose(1, 2).contiguous())
+    )
     y_fwd, _ = native.scan_full_fwd(x, a, *tree)
     y = native.scan_full_infer(x, a, *tree)
     assert torch.equal(y, y_fwd) and y.stride() == y_fwd.stride()
-    torch.testing.assert_close(y.double(), reference.scan_full_fwd(x.double(), a.double(), *tree)[0],
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        y.double(), reference.scan_full_fwd(x.double(), a.double(), *tree)[0], rtol=1e-5, atol=1e-5
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -772,8 +789,19 @@ def test_scan_full_infer_equals_forward(native, layout, h, w, d, batch):
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("b,h,w,c,k", [(1, 1, 1, 1, 3), (2, 1, 9, 5, 3), (1, 9, 1, 16, 3), (2, 7, 9, 33, 3),
-                                       (1, 14, 14, 640, 3), (1, 6, 5, 7, 1), (2, 6, 5, 7, 5), (1, 3, 3, 4, 7)])
+@pytest.mark.parametrize(
+    "b,h,w,c,k",
+    [
+        (1, 1, 1, 1, 3),
+        (2, 1, 9, 5, 3),
+        (1, 9, 1, 16, 3),
+        (2, 7, 9, 33, 3),
+        (1, 14, 14, 640, 3),
+        (1, 6, 5, 7, 1),
+        (2, 6, 5, 7, 5),
+        (1, 3, 3, 4, 7),
+    ],
+)
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_depthwise_conv_silu_equals_reference(use_native, b, h, w, c, k, with_bias):
     g = torch.Generator().manual_seed(b * 1000 + h * 100 + w * 10 + c + k)
@@ -785,8 +813,12 @@ def test_depthwise_conv_silu_equals_reference(use_native, b, h, w, c, k, with_bi
     assert got.shape == (b, h, w, c) and got.is_contiguous()
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     with torch.no_grad():  # the op: native here; the same through a strided input
-        torch.testing.assert_close(ops.depthwise_conv_silu(x.transpose(1, 2).contiguous().transpose(1, 2),
-                                                           weight, bias), want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            ops.depthwise_conv_silu(x.transpose(1, 2).contiguous().transpose(1, 2), weight, bias),
+            want,
+            rtol=1e-5,
+            atol=1e-5,
+        )
 
 
 def test_depthwise_conv_silu_special_values_and_errors(use_native):
@@ -817,8 +849,7 @@ def test_every_fused_cpu_caller_steps_aside_when_something_observes_the_call(use
             return getattr(self._mod, name)
 
     real = backend_mod.fused_cpu
-    monkeypatch.setattr(backend_mod, "fused_cpu",
-                        lambda *t: None if real(*t) is None else Recorder(real(*t)))
+    monkeypatch.setattr(backend_mod, "fused_cpu", lambda *t: None if real(*t) is None else Recorder(real(*t)))
     g = torch.Generator().manual_seed(0)
     x, w, bias = torch.randn(1, 5, 6, 4, generator=g), torch.randn(4, 1, 3, 3, generator=g), torch.randn(4)
     dt, u = torch.randn(1, 30, 4, generator=g), torch.randn(1, 30, 4, generator=g)

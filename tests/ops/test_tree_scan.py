@@ -15,10 +15,10 @@ import torch
 
 from grootvl_core import ops
 from grootvl_core.ops import reference
-backend_mod = importlib.import_module("grootvl_core.ops.backend")
-
 
 from .brute_force import closed_form, kruskal
+
+backend_mod = importlib.import_module("grootvl_core.ops.backend")
 
 
 def _native_cpu_available() -> bool:
@@ -27,11 +27,22 @@ def _native_cpu_available() -> bool:
 
 # "triton": the Triton kernels on CPU tensors in Triton's interpreter (tests/conftest.py sets
 # TRITON_INTERPRET=1 without a GPU), so the whole contract below runs through them too
-BACKENDS = ["reference", pytest.param("native", marks=pytest.mark.skipif(
-    not _native_cpu_available(), reason=f"native CPU build unavailable: {backend_mod.native_error('cpu')}")),
-    pytest.param("triton", marks=pytest.mark.skipif(
-        backend_mod.load_gpu_backend("triton", torch.device("cpu"))[0] is None,
-        reason="Triton's interpreter is off (TRITON_INTERPRET unset)"))]
+BACKENDS = [
+    "reference",
+    pytest.param(
+        "native",
+        marks=pytest.mark.skipif(
+            not _native_cpu_available(), reason=f"native CPU build unavailable: {backend_mod.native_error('cpu')}"
+        ),
+    ),
+    pytest.param(
+        "triton",
+        marks=pytest.mark.skipif(
+            backend_mod.load_gpu_backend("triton", torch.device("cpu"))[0] is None,
+            reason="Triton's interpreter is off (TRITON_INTERPRET unset)",
+        ),
+    ),
+]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -67,8 +78,25 @@ def grid_tree(h: int, w: int, batch: int, generator=None, ties: bool = False):
 
 def test_grid_edges_match_reference_example():
     # reference-grootvl.md 1.2, H=3, W=4 [verified]
-    expected = [[0, 4], [1, 5], [2, 6], [3, 7], [4, 8], [5, 9], [6, 10], [7, 11],
-                [0, 1], [1, 2], [2, 3], [4, 5], [5, 6], [6, 7], [8, 9], [9, 10], [10, 11]]
+    expected = [
+        [0, 4],
+        [1, 5],
+        [2, 6],
+        [3, 7],
+        [4, 8],
+        [5, 9],
+        [6, 10],
+        [7, 11],
+        [0, 1],
+        [1, 2],
+        [2, 3],
+        [4, 5],
+        [5, 6],
+        [6, 7],
+        [8, 9],
+        [9, 10],
+        [10, 11],
+    ]
     assert ops.grid_edges(3, 4).tolist() == expected
     for h, w in [(1, 1), (1, 5), (5, 1), (56, 56)]:
         assert ops.grid_edges(h, w).shape == (ops.num_grid_edges(h, w), 2)
@@ -129,8 +157,9 @@ def test_mst_batched_edges_and_general_graphs(backend):
     rng = random.Random(0)
     v = 12
     all_pairs = [(i, j) for i in range(v) for j in range(i + 1, v)]
-    edges = torch.stack([torch.tensor(rng.sample(all_pairs, 30) + [(i, i + 1) for i in range(v - 1)])
-                         for _ in range(2)])
+    edges = torch.stack(
+        [torch.tensor(rng.sample(all_pairs, 30) + [(i, i + 1) for i in range(v - 1)]) for _ in range(2)]
+    )
     weights = torch.rand(2, edges.shape[1])
     tree = ops.minimum_spanning_tree(edges, weights, v)
     for b in range(2):
@@ -205,8 +234,9 @@ def _case(kind: str, v: int, rng: random.Random):
 
 
 @pytest.mark.parametrize("mode", ["full", "subtree"])
-@pytest.mark.parametrize("kind,v", [("random", 1), ("random", 2), ("random", 9), ("chain", 12),
-                                    ("star", 12), ("random", 40)])
+@pytest.mark.parametrize(
+    "kind,v", [("random", 1), ("random", 2), ("random", 9), ("chain", 12), ("star", 12), ("random", 40)]
+)
 def test_scan_equals_closed_form_on_random_trees(backend, mode, kind, v):
     rng = random.Random(v * 7 + len(kind))
     batch, d = 2, 3
@@ -218,8 +248,7 @@ def test_scan_equals_closed_form_on_random_trees(backend, mode, kind, v):
     a = torch.rand(batch, d, v, dtype=torch.float64) * 1.8 - 0.9  # negative weights too
     want = closed_form(x, a, edges, root, mode)
     torch.testing.assert_close(ops.tree_scan(x, a, tree, mode), want, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(ops.tree_scan(x.float(), a.float(), tree, mode), want.float(),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ops.tree_scan(x.float(), a.float(), tree, mode), want.float(), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["full", "subtree"])
@@ -455,7 +484,9 @@ def test_triton_scans_stay_in_bounds_on_forged_trees():
     _, _, rows = grid_tree(3, 4, 1)
     good = ops.bfs(rows)
     x, a = torch.randn(1, 2, 12), torch.rand(1, 2, 12)
-    tree = good._replace(order=good.order.clone().index_fill_(1, torch.tensor([2]), 99),
-                         parent=good.parent.clone().index_fill_(1, torch.tensor([3]), -5))
+    tree = good._replace(
+        order=good.order.clone().index_fill_(1, torch.tensor([2]), 99),
+        parent=good.parent.clone().index_fill_(1, torch.tensor([3]), -5),
+    )
     y, u = tb.scan_full_fwd(x, a, *tree)  # wrong numbers, but no out-of-bounds access
     assert y.shape == x.shape and u.shape == x.shape

@@ -47,9 +47,7 @@ def folder(tmp_path_factory):
     for cls, colors in layout.items():
         (root / cls).mkdir()
         for i, color in enumerate(colors):
-            img = np.clip(np.array(COLORS[color]) + rng.integers(-10, 10, (40, 48, 3)), 0, 255).astype(
-                np.uint8
-            )
+            img = np.clip(np.array(COLORS[color]) + rng.integers(-10, 10, (40, 48, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(img).save(root / cls / f"{i}.png")
     return root
 

@@ -10,8 +10,9 @@ from grootvl_core.models import GrootV, GrootVSegmenter
 from grootvl_core.train.grow import deepen_from, load_start_weights
 
 TINY = dict(channels=8, in_chans=1, drop_path_rate=0.1)
-SEG = dict(TINY, num_classes=3, class_names=["a", "b", "c"], palette=[[0, 0, 0]] * 3, decoder_channels=16,
-           aux_channels=8)
+SEG = dict(
+    TINY, num_classes=3, class_names=["a", "b", "c"], palette=[[0, 0, 0]] * 3, decoder_channels=16, aux_channels=8
+)
 
 
 def _trained_like(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -81,7 +82,8 @@ def test_what_cannot_grow_says_so():
     with pytest.raises(ValueError, match="exist in the source with other parameters"):
         deepen_from(GrootV(**TINY, depths=[1, 2, 1, 1], num_classes=4, layer_scale=1e-6), source)
     with pytest.raises(ValueError, match="new weights outside added layers"):  # a head the source lacks
-        deepen_from(GrootV(**TINY, depths=[1, 2, 1, 1], num_classes=4), GrootV(**TINY, depths=[1, 2, 1, 1],
-                                                                               num_classes=0))
+        deepen_from(
+            GrootV(**TINY, depths=[1, 2, 1, 1], num_classes=4), GrootV(**TINY, depths=[1, 2, 1, 1], num_classes=0)
+        )
     with pytest.raises(ValueError, match="does not fit"):  # same keys, other shapes
         load_start_weights(GrootV(**TINY, depths=[1, 2, 1, 1], num_classes=6), source, "here")

@@ -47,9 +47,11 @@ class FakeModel:
 
 
 def _fake_result(task):
-    metrics = {"classify": {"top1": 0.9123, "top5": 0.9981, "loss": 0.25},
-               "segment": {"mIoU": 0.5, "pixel_acc": 0.875, "iou/Bag": float("nan"), "scenes": 4},
-               "lm": {"bits_per_byte": 2.125, "raw/bits_per_byte": 2.25}}[task]
+    metrics = {
+        "classify": {"top1": 0.9123, "top5": 0.9981, "loss": 0.25},
+        "segment": {"mIoU": 0.5, "pixel_acc": 0.875, "iou/Bag": float("nan"), "scenes": 4},
+        "lm": {"bits_per_byte": 2.125, "raw/bits_per_byte": 2.25},
+    }[task]
     return {"step": 3, "train_seconds": 61.5, "final_metrics": metrics}
 
 
@@ -78,11 +80,13 @@ def fakes(monkeypatch):
     monkeypatch.setattr(train_fmnist, "train_classifier", fake_classifier)
     monkeypatch.setattr(train_scenes, "train_segmenter", fake_segmenter)
     monkeypatch.setattr(train_fortunes, "train_lm", fake_lm)
-    monkeypatch.setattr(run, "classifier_reference_outputs",
-                        lambda model, input_size: {"fake": "classify", "input_size": input_size})
+    monkeypatch.setattr(
+        run, "classifier_reference_outputs", lambda model, input_size: {"fake": "classify", "input_size": input_size}
+    )
     monkeypatch.setattr(run, "segmenter_reference_outputs", lambda model, size: {"fake": "segment", "size": size})
-    monkeypatch.setattr(run, "lm_reference_outputs",
-                        lambda model, tokenizer: {"fake": "lm", "tokenizer": tokenizer == FAKE_TOKENIZER})
+    monkeypatch.setattr(
+        run, "lm_reference_outputs", lambda model, tokenizer: {"fake": "lm", "tokenizer": tokenizer == FAKE_TOKENIZER}
+    )
     monkeypatch.setattr(run, "write_bundle", fake_write_bundle)
     return seen
 
@@ -92,9 +96,12 @@ def _cases():
     cases = []
     starts = {
         "classify": {"scratch": {}, "init_from": {"init_from": "runs/clf-start/model"}},
-        "segment": {"scratch": {}, "init_from": {"init_from": "runs/seg-start/model"},
-                    "backbone_init": {"backbone_init": "runs/clf-scene/model"},
-                    "both": {"init_from": "runs/seg-start/model", "backbone_init": "runs/clf-scene/model"}},
+        "segment": {
+            "scratch": {},
+            "init_from": {"init_from": "runs/seg-start/model"},
+            "backbone_init": {"backbone_init": "runs/clf-scene/model"},
+            "both": {"init_from": "runs/seg-start/model", "backbone_init": "runs/clf-scene/model"},
+        },
         "lm": {"scratch": {}},
     }
     augments = {"classify": {"shift": {}, "scene": {"augment": "scene", "input_size": 48}}}
@@ -131,8 +138,7 @@ def _capture(fakes, tmp_path):
         bundle["device"] = str(bundle["device"])
         bundle["metrics"] = list(bundle["metrics"].items())  # in order: the card's table follows it
         recipe = fakes["recipes"][-1]
-        captured[case_id] = _jsonable({"write_bundle": bundle, "recipe": dataclasses.asdict(recipe),
-                                       "result": result})
+        captured[case_id] = _jsonable({"write_bundle": bundle, "recipe": dataclasses.asdict(recipe), "result": result})
         assert json.loads((out / "result.json").read_text()) == captured[case_id]["result"]
     return captured
 
@@ -149,14 +155,24 @@ def test_every_task_writes_the_captured_cards(fakes, tmp_path):
         assert got == expected[case_id], case_id
     # the captured matrix does cover each wording of the cards
     summaries = [c["write_bundle"]["summary"] for c in expected.values()]
-    for phrase in ("from scratch", "from the classifier in `", "inside a segmentation scene",
-                   "so the demo classifies offline", "Fine-tuned from the trained segmenter",
-                   "The backbone started from the trained classifier", "Trained from scratch (backbone included)",
-                   "exponential moving average (decay 0.999", "tree_scale 0.0",
-                   "normalised with mean 0.2860 / std 0.3530"):
+    for phrase in (
+        "from scratch",
+        "from the classifier in `",
+        "inside a segmentation scene",
+        "so the demo classifies offline",
+        "Fine-tuned from the trained segmenter",
+        "The backbone started from the trained classifier",
+        "Trained from scratch (backbone included)",
+        "exponential moving average (decay 0.999",
+        "tree_scale 0.0",
+        "normalised with mean 0.2860 / std 0.3530",
+    ):
         assert any(phrase in s for s in summaries), phrase
-    assert not any("exponential moving average" in c["write_bundle"]["summary"]
-                   for k, c in expected.items() if k.endswith("ema-off"))
+    assert not any(
+        "exponential moving average" in c["write_bundle"]["summary"]
+        for k, c in expected.items()
+        if k.endswith("ema-off")
+    )
 
 
 def test_cards_are_built_from_the_recipe():
@@ -197,15 +213,18 @@ def test_the_table_of_tasks():
 
 def test_bad_task_or_arm_is_refused_before_writing(tmp_path):
     out = tmp_path / "never"
-    with pytest.raises(ValueError, match=re.escape("train: task must be one of ('classify', 'segment', 'lm'), "
-                                                   "got 'detect'")):
+    with pytest.raises(
+        ValueError, match=re.escape("train: task must be one of ('classify', 'segment', 'lm'), got 'detect'")
+    ):
         run.run_training("detect", out)
-    with pytest.raises(ValueError, match=re.escape("train lm: --arm must be one of ('tree', 'chain', 'plain'), "
-                                                   "got 'raster'")):
+    with pytest.raises(
+        ValueError, match=re.escape("train lm: --arm must be one of ('tree', 'chain', 'plain'), got 'raster'")
+    ):
         run.run_training("lm", out, arm="raster")
     for task in ("classify", "segment"):
-        with pytest.raises(ValueError, match=re.escape(f"train {task}: --arm must be one of ('tree', 'raster'), "
-                                                       "got 'plain'")):
+        with pytest.raises(
+            ValueError, match=re.escape(f"train {task}: --arm must be one of ('tree', 'raster'), got 'plain'")
+        ):
             run.run_training(task, out, arm="plain")
     assert not out.exists()
 
@@ -228,8 +247,18 @@ def test_overrides_reach_the_recipe(fakes, tmp_path, task):
 
     arm = "plain" if task == "lm" else "raster"
     model_key = "hidden_size" if task == "lm" else "channels"
-    run.run_training(task, tmp_path / "set", steps=5, seed=3, lr=1e-4, ema_decay=0.9, batch_size=2, arm=arm,
-                     progress=False, recipe_overrides={"model": {model_key: 8}})
+    run.run_training(
+        task,
+        tmp_path / "set",
+        steps=5,
+        seed=3,
+        lr=1e-4,
+        ema_decay=0.9,
+        batch_size=2,
+        arm=arm,
+        progress=False,
+        recipe_overrides={"model": {model_key: 8}},
+    )
     recipe = fakes["recipes"][-1]
     assert (recipe.train.steps, recipe.train.seed, recipe.train.lr, recipe.train.ema_decay) == (5, 3, 1e-4, 0.9)
     assert recipe.batch_size == 2
@@ -255,9 +284,16 @@ def test_bundle_copy(fakes, monkeypatch, tmp_path):
 
 
 def test_importing_run_imports_no_recipe_module():
-    code = ("import sys, grootvl_core.train.run as r; "
-            "print([m for m in ('grootvl_core.train.fashion_mnist', 'grootvl_core.train.scenes', "
-            "'grootvl_core.train.fortunes', 'grootvl_core.generation') if m in sys.modules])")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    code = (
+        "import sys, grootvl_core.train.run as r; "
+        "print([m for m in ('grootvl_core.train.fashion_mnist', 'grootvl_core.train.scenes', "
+        "'grootvl_core.train.fortunes', 'grootvl_core.generation') if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
     assert done.stdout.strip() == "[]"

@@ -13,10 +13,13 @@ from grootvl_core.models import GrootVSegmenter
 from grootvl_core.train.loop import TrainConfig, resolve_device, to_device, train
 from grootvl_core.train.run import rows_to_mask, run_training
 
-needs_fmnist = pytest.mark.skipif(not (fashion_mnist.default_root() / "t10k-labels-idx1-ubyte.gz").exists(),
-                                  reason="Debian package dataset-fashion-mnist not installed (scripts/setup.sh)")
-needs_fortunes = pytest.mark.skipif(not fortunes.default_root().is_dir(),
-                                    reason="Debian package fortunes not installed (scripts/setup.sh)")
+needs_fmnist = pytest.mark.skipif(
+    not (fashion_mnist.default_root() / "t10k-labels-idx1-ubyte.gz").exists(),
+    reason="Debian package dataset-fashion-mnist not installed (scripts/setup.sh)",
+)
+needs_fortunes = pytest.mark.skipif(
+    not fortunes.default_root().is_dir(), reason="Debian package fortunes not installed (scripts/setup.sh)"
+)
 
 TINY_VISION = {"channels": 8, "depths": [1, 1, 1, 1]}
 
@@ -36,8 +39,16 @@ def _check_bundle(out, task):
 @needs_fmnist
 @pytest.mark.parametrize("arm", ["tree", "raster"])
 def test_classifier_recipe_smoke(tmp_path, arm):
-    run_training("classify", tmp_path, steps=2, batch_size=8, arm=arm, progress=False, argv=["train", "classify"],
-                 recipe_overrides={"model": TINY_VISION, "eval_subset": 50, "input_size": 28})
+    run_training(
+        "classify",
+        tmp_path,
+        steps=2,
+        batch_size=8,
+        arm=arm,
+        progress=False,
+        argv=["train", "classify"],
+        recipe_overrides={"model": TINY_VISION, "eval_subset": 50, "input_size": 28},
+    )
     refs, result = _check_bundle(tmp_path, "classify")
     assert 0.0 <= result["final_metrics"]["top1"] <= 1.0
     assert len(refs["predicted"]) == 8 and all(0 <= p < 10 for p in refs["predicted"])
@@ -49,9 +60,20 @@ def test_classifier_recipe_smoke(tmp_path, arm):
 
 @needs_fmnist
 def test_segmenter_recipe_smoke(tmp_path):
-    run_training("segment", tmp_path, steps=2, batch_size=2, progress=False, argv=["train", "segment"],
-                 recipe_overrides={"model": dict(TINY_VISION, decoder_channels=16, aux_channels=8),
-                                   "eval_scenes": 4, "periodic_eval_scenes": 2, "size": 64})
+    run_training(
+        "segment",
+        tmp_path,
+        steps=2,
+        batch_size=2,
+        progress=False,
+        argv=["train", "segment"],
+        recipe_overrides={
+            "model": dict(TINY_VISION, decoder_channels=16, aux_channels=8),
+            "eval_scenes": 4,
+            "periodic_eval_scenes": 2,
+            "size": 64,
+        },
+    )
     refs, result = _check_bundle(tmp_path, "segment")
     assert 0.0 <= result["final_metrics"]["mIoU"] <= 1.0
     masks = [rows_to_mask(m) for m in refs["predicted_masks"]]
@@ -60,12 +82,12 @@ def test_segmenter_recipe_smoke(tmp_path):
 
 @needs_fortunes
 def test_lm_recipe_smoke_and_arms(tmp_path):
-    tiny = {"model": {"hidden_size": 16, "num_hidden_layers": 1, "state_size": 4}, "seq_len": 48,
-            "eval_cookies": 8}
+    tiny = {"model": {"hidden_size": 16, "num_hidden_layers": 1, "state_size": 4}, "seq_len": 48, "eval_cookies": 8}
     for arm in ("tree", "chain", "plain"):
         out = tmp_path / arm
-        run_training("lm", out, steps=2, batch_size=4, arm=arm, progress=False, argv=["train", "lm"],
-                     recipe_overrides=tiny)
+        run_training(
+            "lm", out, steps=2, batch_size=4, arm=arm, progress=False, argv=["train", "lm"], recipe_overrides=tiny
+        )
         refs, result = _check_bundle(out, "lm")
         assert result["final_metrics"]["bits_per_byte"] > 0
         assert len(refs["continuations"]) == 3
@@ -106,15 +128,27 @@ def test_recipes_train_on_the_gpu(tmp_path):
 
     cases = {
         "classify": {"model": TINY_VISION, "eval_subset": 50, "input_size": 28},
-        "segment": {"model": dict(TINY_VISION, decoder_channels=16, aux_channels=8), "eval_scenes": 4,
-                    "periodic_eval_scenes": 2, "size": 64},
-        "lm": {"model": {"hidden_size": 16, "num_hidden_layers": 1, "state_size": 4}, "seq_len": 48,
-               "eval_cookies": 8},
+        "segment": {
+            "model": dict(TINY_VISION, decoder_channels=16, aux_channels=8),
+            "eval_scenes": 4,
+            "periodic_eval_scenes": 2,
+            "size": 64,
+        },
+        "lm": {"model": {"hidden_size": 16, "num_hidden_layers": 1, "state_size": 4}, "seq_len": 48, "eval_cookies": 8},
     }
     for task, overrides in cases.items():
         out = tmp_path / task
-        result = run_training(task, out, steps=3, batch_size=4, device="cuda", ema_decay=0.5, progress=False,
-                              argv=["train", task], recipe_overrides=overrides)
+        result = run_training(
+            task,
+            out,
+            steps=3,
+            batch_size=4,
+            device="cuda",
+            ema_decay=0.5,
+            progress=False,
+            argv=["train", task],
+            recipe_overrides=overrides,
+        )
         _check_bundle(out, task)
         assert all(v == v for v in result["final_metrics"].values() if isinstance(v, float)), "no NaN metrics"
         assert torch.cuda.get_device_name(0) in json.loads((out / "model" / "metrics.json").read_text())["machine"]
@@ -226,8 +260,14 @@ def test_loop_stops_cleanly_on_divergence(tmp_path):
         return torch.ones(1)
 
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
-        train(model, batches, lambda m, b: torch.tensor(float("nan")), TrainConfig(steps=3, warmup_steps=1),
-              tmp_path, progress=False)
+        train(
+            model,
+            batches,
+            lambda m, b: torch.tensor(float("nan")),
+            TrainConfig(steps=3, warmup_steps=1),
+            tmp_path,
+            progress=False,
+        )
     assert (tmp_path / "last.pt").is_file()
 
 
@@ -249,15 +289,31 @@ def test_segmenter_backbone_starts_from_a_trained_classifier(tmp_path):
     torch.manual_seed(0)
     classifier = GrootV(channels=8, depths=[1, 1, 1, 1], num_classes=10, in_chans=1)
     classifier.save_pretrained(tmp_path / "clf")
-    seg = GrootVSegmenter(channels=8, depths=[1, 1, 1, 1], num_classes=3, class_names=["a", "b", "c"],
-                          palette=[[0, 0, 0]] * 3, in_chans=1, decoder_channels=16, aux_channels=8)
+    seg = GrootVSegmenter(
+        channels=8,
+        depths=[1, 1, 1, 1],
+        num_classes=3,
+        class_names=["a", "b", "c"],
+        palette=[[0, 0, 0]] * 3,
+        in_chans=1,
+        decoder_channels=16,
+        aux_channels=8,
+    )
     n = init_backbone(seg, tmp_path / "clf")
     source = classifier.state_dict()
     assert n == len(seg.backbone.state_dict())
     for k, v in seg.backbone.state_dict().items():
         torch.testing.assert_close(v, source[k])
-    other = GrootVSegmenter(channels=8, depths=[1, 1, 2, 1], num_classes=3, class_names=["a", "b", "c"],
-                            palette=[[0, 0, 0]] * 3, in_chans=1, decoder_channels=16, aux_channels=8)
+    other = GrootVSegmenter(
+        channels=8,
+        depths=[1, 1, 2, 1],
+        num_classes=3,
+        class_names=["a", "b", "c"],
+        palette=[[0, 0, 0]] * 3,
+        in_chans=1,
+        decoder_channels=16,
+        aux_channels=8,
+    )
     with pytest.raises(ValueError, match="does not fit"):
         init_backbone(other, tmp_path / "clf")
 
@@ -274,12 +330,43 @@ def test_classifier_scene_pretraining_smoke(tmp_path, capsys):
     start.save_pretrained(tmp_path / "start")
     out = tmp_path / "run"
     # the recipe's own model (channels 32) does not fit the tiny start: a clear error, no training
-    assert main(["train", "classify", "--out", str(out), "--steps", "1", "--batch-size", "4", "--augment", "scene",
-                 "--input-size", "48", "--init-from", str(tmp_path / "start")]) == 1
+    assert (
+        main(
+            [
+                "train",
+                "classify",
+                "--out",
+                str(out),
+                "--steps",
+                "1",
+                "--batch-size",
+                "4",
+                "--augment",
+                "scene",
+                "--input-size",
+                "48",
+                "--init-from",
+                str(tmp_path / "start"),
+            ]
+        )
+        == 1
+    )
     assert "does not fit" in capsys.readouterr().err and not (out / "last.pt").exists()
-    run_training("classify", out, steps=2, batch_size=4, progress=False, argv=["train", "classify"],
-                 recipe_overrides={"model": TINY_VISION, "eval_subset": 20, "input_size": 48, "augment": "scene",
-                                   "init_from": str(tmp_path / "start")})
+    run_training(
+        "classify",
+        out,
+        steps=2,
+        batch_size=4,
+        progress=False,
+        argv=["train", "classify"],
+        recipe_overrides={
+            "model": TINY_VISION,
+            "eval_subset": 20,
+            "input_size": 48,
+            "augment": "scene",
+            "init_from": str(tmp_path / "start"),
+        },
+    )
     refs, result = _check_bundle(out, "classify")
     assert result["recipe"]["augment"] == "scene" and result["recipe"]["input_size"] == 48
     assert "segmentation scene" in (out / "model" / "README.md").read_text()
@@ -298,8 +385,10 @@ def test_cli_train_classify_only_options(capsys, tmp_path):
     assert "no config.json" in capsys.readouterr().err
     assert main(["train", "lm", "--out", str(out), "--init-from", str(tmp_path)]) == 1
     assert "classify and segment tasks only" in capsys.readouterr().err
-    assert main(["train", "segment", "--out", str(out), "--init-from", str(tmp_path), "--init-backbone",
-                 str(tmp_path)]) == 1
+    assert (
+        main(["train", "segment", "--out", str(out), "--init-from", str(tmp_path), "--init-backbone", str(tmp_path)])
+        == 1
+    )
     assert "exclude each other" in capsys.readouterr().err
     assert main(["train", "segment", "--out", str(out), "--lr", "0"]) == 1
     assert "--lr must be > 0" in capsys.readouterr().err
@@ -319,10 +408,29 @@ def test_cli_depths_reach_the_recipe(monkeypatch, capsys, tmp_path):
         return {"final_metrics": {"mIoU": 0.5}, "train_seconds": 1.0}
 
     monkeypatch.setattr(run, "run_training", fake_run_training)
-    GrootVSegmenter(**TINY_VISION, num_classes=3, class_names=["a", "b", "c"], palette=[[0, 0, 0]] * 3,
-                    decoder_channels=16, aux_channels=8).save_pretrained(tmp_path / "start")
-    assert main(["train", "segment", "--out", str(tmp_path / "run"), "--depths", "1,1,7,2", "--init-from",
-                 str(tmp_path / "start")]) == 0
+    GrootVSegmenter(
+        **TINY_VISION,
+        num_classes=3,
+        class_names=["a", "b", "c"],
+        palette=[[0, 0, 0]] * 3,
+        decoder_channels=16,
+        aux_channels=8,
+    ).save_pretrained(tmp_path / "start")
+    assert (
+        main(
+            [
+                "train",
+                "segment",
+                "--out",
+                str(tmp_path / "run"),
+                "--depths",
+                "1,1,7,2",
+                "--init-from",
+                str(tmp_path / "start"),
+            ]
+        )
+        == 0
+    )
     assert seen == {"model": {"depths": [1, 1, 7, 2]}, "init_from": str(tmp_path / "start"), "ema_decay": None}
     assert main(["train", "segment", "--out", str(tmp_path / "run"), "--ema-decay", "0.999"]) == 0
     assert seen["ema_decay"] == 0.999
@@ -341,18 +449,37 @@ def test_cli_depths_reach_the_recipe(monkeypatch, capsys, tmp_path):
 def test_segmenter_grows_from_a_shallower_one(tmp_path):
     """init_from a trained segmenter with larger depths: the run starts from it, added layers as
     identities, and ships the deeper model."""
-    start = GrootVSegmenter(**dict(TINY_VISION, decoder_channels=16, aux_channels=8), num_classes=11,
-                            class_names=[str(i) for i in range(11)], palette=[[0, 0, 0]] * 11, in_chans=1)
+    start = GrootVSegmenter(
+        **dict(TINY_VISION, decoder_channels=16, aux_channels=8),
+        num_classes=11,
+        class_names=[str(i) for i in range(11)],
+        palette=[[0, 0, 0]] * 11,
+        in_chans=1,
+    )
     start.save_pretrained(tmp_path / "start")
     out = tmp_path / "run"
-    run_training("segment", out, steps=1, batch_size=2, progress=False, argv=["train", "segment"],
-                 recipe_overrides={"model": dict(TINY_VISION, depths=[1, 1, 2, 2], decoder_channels=16,
-                                                 aux_channels=8),
-                                   "eval_scenes": 2, "periodic_eval_scenes": 2, "size": 64,
-                                   "init_from": str(tmp_path / "start")})
+    run_training(
+        "segment",
+        out,
+        steps=1,
+        batch_size=2,
+        progress=False,
+        argv=["train", "segment"],
+        recipe_overrides={
+            "model": dict(TINY_VISION, depths=[1, 1, 2, 2], decoder_channels=16, aux_channels=8),
+            "eval_scenes": 2,
+            "periodic_eval_scenes": 2,
+            "size": 64,
+            "init_from": str(tmp_path / "start"),
+        },
+    )
     _check_bundle(out, "segment")
     grown = GrootVSegmenter.from_pretrained(out / "model")
     assert list(grown.backbone.depths) == [1, 1, 2, 2]
     # the layers it shared with the start moved by one small step only
-    torch.testing.assert_close(grown.backbone.levels[0].blocks[0].mlp.fc1.weight,
-                               start.backbone.levels[0].blocks[0].mlp.fc1.weight, atol=0.05, rtol=0)
+    torch.testing.assert_close(
+        grown.backbone.levels[0].blocks[0].mlp.fc1.weight,
+        start.backbone.levels[0].blocks[0].mlp.fc1.weight,
+        atol=0.05,
+        rtol=0,
+    )

@@ -14,8 +14,15 @@ from torch import nn
 from grootvl_core import ops
 from grootvl_core.models import GrootV, affinity_from, capture_trees
 from grootvl_core.models.tree_ssm import raster_chain
-from grootvl_core.viz import (compare_scans, effective_receptive_fields, overlay_heatmap, raster_affinity_from,
-                              tree_to_dict, tree_to_json, vertex_depths)
+from grootvl_core.viz import (
+    compare_scans,
+    effective_receptive_fields,
+    overlay_heatmap,
+    raster_affinity_from,
+    tree_to_dict,
+    tree_to_json,
+    vertex_depths,
+)
 from grootvl_core.viz.erf import area_ratio, erf_display
 
 
@@ -49,7 +56,7 @@ def test_raster_affinity_is_what_the_raster_scan_applies(record):
     heat = raster_affinity_from(record, 20).reshape(-1)
     for j in (3, 20, 31, v - 1):
         lo, hi = min(j, 20), max(j, 20)
-        assert heat[j] == pytest.approx(np.prod(w[lo + 1:hi + 1]), rel=1e-9)
+        assert heat[j] == pytest.approx(np.prod(w[lo + 1 : hi + 1]), rel=1e-9)
 
 
 def test_compare_scans_shares_one_scale_and_reads_the_difference(record):
@@ -80,12 +87,21 @@ def test_tree_follows_the_image_where_the_raster_chain_cannot():
 
     h, w = 6, 8
     img = np.zeros((h, w, 3), np.float32)
-    img[:, w // 2:] = 1.0
+    img[:, w // 2 :] = 1.0
     feat = torch.from_numpy(img).permute(2, 0, 1)[None] + 0.01 * torch.arange(h * w).reshape(1, 1, h, w)
     edges, order = ops.grid_spanning_tree(feat)
-    rec = TreeRecord(stage=0, block=0, image=0, height=h, width=w, tree_edges=edges[0].to(torch.int64),
-                     tree=ops.TreeOrder(*(t[0] for t in order)), weights=torch.full((h * w,), 0.5),
-                     channels="mean", module_name="test")
+    rec = TreeRecord(
+        stage=0,
+        block=0,
+        image=0,
+        height=h,
+        width=w,
+        tree_edges=edges[0].to(torch.int64),
+        tree=ops.TreeOrder(*(t[0] for t in order)),
+        weights=torch.full((h * w,), 0.5),
+        channels="mean",
+        module_name="test",
+    )
     result = compare_scans(rec, 2 * w + 1, image=(img * 255).astype(np.uint8))
     assert result.similarity_tree < result.similarity_raster
     assert "closer to the pixel's colour" in result.reading

@@ -35,9 +35,7 @@ def write_published(path, model, ema, cfg_module="grootvl_test_fake_yacs.config"
     setattr(parent, child, mod)
     sys.modules[parent_name], sys.modules[cfg_module] = parent, mod
     try:
-        cfg = mod.CfgNode(
-            MODEL=mod.CfgNode(TYPE="grootv", NAME="grootv_t_1k_224"), TRAIN=mod.CfgNode(EPOCHS=300)
-        )
+        cfg = mod.CfgNode(MODEL=mod.CfgNode(TYPE="grootv", NAME="grootv_t_1k_224"), TRAIN=mod.CfgNode(EPOCHS=300))
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         torch.save(
             {

@@ -25,10 +25,7 @@ def test_published_checkpoint_loads_model_and_ema(tmp_path, tiny_pair):
     ckpt = weights.read_checkpoint(path)
     assert not any(m.startswith("grootvl_test_fake_yacs") for m in sys.modules)  # nothing was imported
     cfg = ckpt["config"]
-    assert (
-        isinstance(cfg, weights.PickledObjectStub)
-        and cfg.pickled_class == "grootvl_test_fake_yacs.config.CfgNode"
-    )
+    assert isinstance(cfg, weights.PickledObjectStub) and cfg.pickled_class == "grootvl_test_fake_yacs.config.CfgNode"
     assert cfg["MODEL"]["NAME"] == "grootv_t_1k_224" and cfg["TRAIN"]["EPOCHS"] == 300
     assert cfg.pickled_state == {"__immutable__": False}
     assert ckpt["epoch"] == 299

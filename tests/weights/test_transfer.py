@@ -66,9 +66,7 @@ def test_gdrive_download_verifies_and_respects_offline(tmp_path, monkeypatch):
     import hashlib
 
     digest = hashlib.sha256(payload).hexdigest()
-    dest = weights.gdrive_download(
-        "FILEID", tmp_path / "dl" / "ck.pth", size=len(payload), sha256=digest, timeout=5
-    )
+    dest = weights.gdrive_download("FILEID", tmp_path / "dl" / "ck.pth", size=len(payload), sha256=digest, timeout=5)
     assert dest.read_bytes() == payload and calls == [("FILEID", (5, 5))]
     assert not (tmp_path / "dl" / "ck.pth.part").exists()
     # Present and verified: no second download.
