@@ -169,6 +169,19 @@ _ENTRIES: list[ZooEntry] = [
     ),
 ]
 
+
+def _fashion_mnist_preprocess(side: int) -> Preprocess:
+    """The bundled models' input: one grey channel resized to ``side`` (no crop), Fashion-MNIST mean/std."""
+    return Preprocess(
+        input_size=side,
+        resize=side,
+        interpolation="bilinear",
+        mean=FASHION_MNIST_MEAN,
+        std=FASHION_MNIST_STD,
+        grayscale=True,
+    )
+
+
 # The project's own small models, trained on this project's CPU machines from data Debian installs
 # (issue 5; `python -m grootvl_core train ...`) and shipped in checkpoints/, so everything works
 # offline. Their metrics are the ones in each folder's metrics.json (a test keeps them equal).
@@ -179,14 +192,7 @@ _BUNDLED: list[ZooEntry] = [
         arch="grootv_nano",
         kwargs=dict(in_chans=1, num_classes=10),
         bundled="grootv-nano-fmnist",
-        preprocess=Preprocess(
-            input_size=28,
-            resize=28,
-            interpolation="bilinear",
-            mean=FASHION_MNIST_MEAN,
-            std=FASHION_MNIST_STD,
-            grayscale=True,
-        ),
+        preprocess=_fashion_mnist_preprocess(28),
         labels=FASHION_MNIST_CLASSES,
         params=2_237_130,
         metrics={"fashion-mnist test top-1 %": 92.39},
@@ -207,14 +213,7 @@ _BUNDLED: list[ZooEntry] = [
             depths=[1, 1, 7, 2],
         ),
         bundled="grootv-nano-scenes",
-        preprocess=Preprocess(
-            input_size=96,
-            resize=96,
-            interpolation="bilinear",
-            mean=FASHION_MNIST_MEAN,
-            std=FASHION_MNIST_STD,
-            grayscale=True,
-        ),
+        preprocess=_fashion_mnist_preprocess(96),
         labels=tuple(SCENE_CLASSES),
         params=4_708_918,
         metrics={"scenes test mIoU %": 70.65},

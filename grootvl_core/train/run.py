@@ -116,6 +116,11 @@ def _load(module: str, name: str):
     return getattr(import_module(f"{__package__}.{module}"), name)
 
 
+def _lazy(module: str, name: str) -> Callable:
+    """A function that calls :func:`_load` ``(module, name)`` with its arguments (imported at the call)."""
+    return lambda *args, **kwargs: _load(module, name)(*args, **kwargs)
+
+
 def _keep_all(metrics: dict) -> dict:
     return metrics
 
@@ -163,7 +168,7 @@ RECIPES: dict[str, TaskRecipe] = {
         arms=_VISION_ARMS,
         card=classifier_card,
         make_recipe=lambda arm: _load("fashion_mnist", "ClassifierRecipe")(),
-        train=lambda out, recipe, **kw: _load("fashion_mnist", "train_classifier")(out, recipe, **kw),
+        train=_lazy("fashion_mnist", "train_classifier"),
         references=lambda model, recipe, tokenizer: classifier_reference_outputs(model, recipe.input_size),
     ),
     "segment": TaskRecipe(
@@ -172,7 +177,7 @@ RECIPES: dict[str, TaskRecipe] = {
         card=segmenter_card,
         metrics=_drop_nan,
         make_recipe=lambda arm: _load("scenes", "SegmenterRecipe")(),
-        train=lambda out, recipe, **kw: _load("scenes", "train_segmenter")(out, recipe, **kw),
+        train=_lazy("scenes", "train_segmenter"),
         references=lambda model, recipe, tokenizer: segmenter_reference_outputs(model, recipe.size),
     ),
     "lm": TaskRecipe(
@@ -182,7 +187,7 @@ RECIPES: dict[str, TaskRecipe] = {
         arm_sets_scan_order=False,
         with_tokenizer=True,
         make_recipe=lambda arm: _load("fortunes", "LMRecipe")(arm=arm),
-        train=lambda out, recipe, **kw: _load("fortunes", "train_lm")(out, recipe, **kw),
+        train=_lazy("fortunes", "train_lm"),
         references=lambda model, recipe, tokenizer: lm_reference_outputs(model, tokenizer),
     ),
 }
