@@ -13,7 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the app package (not installed by pip)
 
 
 def _median_ms(fn, repeats: int) -> float:

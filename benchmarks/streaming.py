@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the app package (not installed by pip)
 from gradio_rest import RestClient  # noqa: E402  (next to this script)
 from load import _Stream  # noqa: E402
 
